@@ -1,0 +1,166 @@
+//! [`Builder`]: configures and builds a [`Pool`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, IdleOrder};
+use crate::error::BuildError;
+use crate::maintenance;
+use crate::manager::Manager;
+use crate::pool::Pool;
+use crate::shared::Shared;
+
+/// Configures a [`Pool`]. Setters never panic; [`build`](Self::build) and
+/// [`build_lazy`](Self::build_lazy) validate everything at once and name the field at fault.
+///
+/// # Examples
+///
+/// ```
+/// # use pool_core::{Manager, Pool};
+/// # struct Counter;
+/// # impl Manager for Counter {
+/// #     type Connection = u64;
+/// #     type Error = std::io::Error;
+/// #     async fn connect(&self) -> Result<u64, std::io::Error> { Ok(0) }
+/// #     async fn check(&self, _: &mut u64) -> Result<(), std::io::Error> { Ok(()) }
+/// # }
+/// use std::time::Duration;
+///
+/// let err = Pool::builder(Counter).max_size(2).min_idle(3).build_lazy().unwrap_err();
+/// assert_eq!(err.to_string(), "invalid pool configuration: `min_idle` must not exceed max_size");
+///
+/// let pool = Pool::builder(Counter)
+///     .max_size(16)
+///     .acquire_timeout(Duration::from_secs(2))
+///     .build_lazy()
+///     .unwrap();
+/// assert_eq!(pool.status().max_size, 16);
+/// ```
+#[must_use = "a builder does nothing until built"]
+pub struct Builder<M: Manager> {
+    manager: M,
+    config: Config,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        }
+    )*};
+}
+
+macro_rules! optional_setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<Option<$ty>>) -> Self {
+            self.config.$name = value.into();
+            self
+        }
+    )*};
+}
+
+impl<M: Manager> Builder<M> {
+    /// A builder with the default [`Config`].
+    pub fn new(manager: M) -> Self {
+        Builder {
+            manager,
+            config: Config::default(),
+        }
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    setters! {
+        /// Sets [`Config::max_size`].
+        max_size: usize;
+        /// Sets [`Config::min_idle`].
+        min_idle: usize;
+        /// Sets [`Config::initial_size`].
+        initial_size: usize;
+        /// Sets [`Config::connect_timeout`].
+        connect_timeout: Duration;
+        /// Sets [`Config::check_timeout`].
+        check_timeout: Duration;
+        /// Sets [`Config::reset_timeout`].
+        reset_timeout: Duration;
+        /// Sets [`Config::check_on_checkout`].
+        check_on_checkout: bool;
+        /// Sets [`Config::skip_check_within`].
+        skip_check_within: Duration;
+        /// Sets [`Config::idle_order`].
+        idle_order: IdleOrder;
+        /// Sets [`Config::max_concurrent_connects`].
+        max_concurrent_connects: usize;
+        /// Sets [`Config::connect_backoff`].
+        connect_backoff: Duration;
+        /// Sets [`Config::connect_backoff_max`].
+        connect_backoff_max: Duration;
+        /// Sets [`Config::maintenance_interval`].
+        maintenance_interval: Duration;
+    }
+
+    optional_setters! {
+        /// Sets [`Config::acquire_timeout`]; `None` waits forever.
+        acquire_timeout: Duration;
+        /// Sets [`Config::max_lifetime`]; `None` keeps connections forever.
+        max_lifetime: Duration;
+        /// Sets [`Config::idle_timeout`]; `None` keeps idle connections forever.
+        idle_timeout: Duration;
+        /// Sets [`Config::max_uses`]; `None` for no limit.
+        max_uses: u64;
+        /// Sets [`Config::max_waiters`]; `None` for no limit.
+        max_waiters: usize;
+        /// Sets [`Config::connect_rate`] in connections per second; `None` for no limit.
+        connect_rate: u32;
+        /// Sets [`Config::keepalive_interval`]; `None` turns keepalive checks off.
+        keepalive_interval: Duration;
+        /// Sets [`Config::leak_threshold`]; `None` turns leak detection off.
+        leak_threshold: Duration;
+    }
+
+    /// Builds the pool and opens [`Config::initial_size`] connections before returning.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`] for an invalid configuration; [`BuildError::Connect`] with the
+    /// first failure if an initial connection cannot be opened (no retry: fail fast).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the connections it had opened.
+    pub async fn build(self) -> Result<Pool<M>, BuildError<M::Error>> {
+        self.config.validate()?;
+        let initial = self.config.initial_size;
+        let shared = Arc::new(Shared::new(self.manager, self.config, 0));
+        let opened = crate::connector::open_initial(&shared, initial).await;
+        match opened {
+            Ok(()) => {
+                maintenance::ensure_started(&shared);
+                Ok(Pool { shared })
+            }
+            Err(error) => Err(BuildError::Connect(error)),
+        }
+    }
+
+    /// Builds the pool without connecting: the [`Config::initial_size`] connections are opened
+    /// in the background, and failures show up on acquire. Works outside a runtime (the
+    /// background work then starts with the first acquire).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`] for an invalid configuration; never a connect error.
+    pub fn build_lazy(self) -> Result<Pool<M>, BuildError<M::Error>> {
+        self.config.validate()?;
+        let initial = self.config.initial_size;
+        let shared = Arc::new(Shared::new(self.manager, self.config, initial));
+        maintenance::ensure_started(&shared);
+        Ok(Pool { shared })
+    }
+}

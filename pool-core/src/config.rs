@@ -1,0 +1,163 @@
+//! [`Config`]: the pool's settings as plain data, with their defaults and validation.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Which idle connection an acquire takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum IdleOrder {
+    /// The connection idle the longest: spreads use over all connections.
+    #[default]
+    Fifo,
+    /// The connection returned last: keeps a hot set and lets the rest reach the idle timeout.
+    Lifo,
+}
+
+/// The pool's settings. Every field documents its default; [`Config::default`] gives them all.
+///
+/// Validated by [`Builder::build`](crate::Builder::build) and
+/// [`Pool::update_config`](crate::Pool::update_config), which name the offending field.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+#[non_exhaustive]
+pub struct Config {
+    /// Most connections open at once, in use or idle. Default 10.
+    pub max_size: usize,
+    /// Idle connections the background task keeps open. Default 0.
+    pub min_idle: usize,
+    /// Connections opened when the pool is built. Default 0.
+    pub initial_size: usize,
+    /// How long [`Pool::get`](crate::Pool::get) waits in all. `None` waits forever.
+    /// Default 30 s.
+    pub acquire_timeout: Option<Duration>,
+    /// Bound on one [`Manager::connect`](crate::Manager::connect). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Bound on one [`Manager::check`](crate::Manager::check). Default 5 s.
+    pub check_timeout: Duration,
+    /// Bound on one [`Manager::reset`](crate::Manager::reset). Default 5 s.
+    pub reset_timeout: Duration,
+    /// Connections older than this are closed (when idle, or when returned). A random part of
+    /// up to 1/40 of it is taken off each connection's lifetime so a pool does not expire all at
+    /// once. Default 30 min.
+    pub max_lifetime: Option<Duration>,
+    /// Idle connections unused for this long are closed, down to `min_idle`. Default 10 min.
+    pub idle_timeout: Option<Duration>,
+    /// Connections handed out this many times are closed when returned. Default `None`.
+    pub max_uses: Option<u64>,
+    /// Run [`Manager::check`](crate::Manager::check) before handing out a connection.
+    /// Default `true`.
+    pub check_on_checkout: bool,
+    /// Skip the checkout check for a connection used or checked this recently. Default 500 ms.
+    pub skip_check_within: Duration,
+    /// Which idle connection an acquire takes. Default [`IdleOrder::Fifo`].
+    pub idle_order: IdleOrder,
+    /// Most callers queued at once; one more fails at once with
+    /// [`Error::Rejected`](crate::Error::Rejected). Default `None` (no limit).
+    pub max_waiters: Option<usize>,
+    /// Most connects in flight at once. Default 4.
+    pub max_concurrent_connects: usize,
+    /// Most new connections per second, to spare a server that just came back.
+    /// Default `None` (no limit).
+    pub connect_rate: Option<u32>,
+    /// First pause after a failed connect; it doubles (with jitter) up to
+    /// `connect_backoff_max`. Default 50 ms.
+    pub connect_backoff: Duration,
+    /// Longest pause between connect attempts. Default 5 s.
+    pub connect_backoff_max: Duration,
+    /// Idle connections not used or checked for this long are checked by the background task.
+    /// Default `None` (off).
+    pub keepalive_interval: Option<Duration>,
+    /// A connection held longer than this gets one `tracing` warning naming where it was
+    /// checked out. Default `None` (off).
+    pub leak_threshold: Option<Duration>,
+    /// How often the background task looks for expired, idle and leaked connections.
+    /// Default 1 s.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_size: 10,
+            min_idle: 0,
+            initial_size: 0,
+            acquire_timeout: Some(Duration::from_secs(30)),
+            connect_timeout: Duration::from_secs(10),
+            check_timeout: Duration::from_secs(5),
+            reset_timeout: Duration::from_secs(5),
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
+            idle_timeout: Some(Duration::from_secs(10 * 60)),
+            max_uses: None,
+            check_on_checkout: true,
+            skip_check_within: Duration::from_millis(500),
+            idle_order: IdleOrder::Fifo,
+            max_waiters: None,
+            max_concurrent_connects: 4,
+            connect_rate: None,
+            connect_backoff: Duration::from_millis(50),
+            connect_backoff_max: Duration::from_secs(5),
+            keepalive_interval: None,
+            leak_threshold: None,
+            maintenance_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the settings can work together.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first field that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn fail(field: &'static str, problem: &'static str) -> Result<(), ConfigError> {
+            Err(ConfigError { field, problem })
+        }
+        const ZERO: &str = "must be greater than zero";
+        let optional = [
+            ("max_lifetime", self.max_lifetime),
+            ("idle_timeout", self.idle_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+            ("leak_threshold", self.leak_threshold),
+        ];
+        let required = [
+            ("connect_timeout", self.connect_timeout),
+            ("check_timeout", self.check_timeout),
+            ("reset_timeout", self.reset_timeout),
+            ("connect_backoff", self.connect_backoff),
+            ("maintenance_interval", self.maintenance_interval),
+        ];
+        if self.max_size == 0 {
+            return fail("max_size", ZERO);
+        }
+        if self.min_idle > self.max_size {
+            return fail("min_idle", "must not exceed max_size");
+        }
+        if self.initial_size > self.max_size {
+            return fail("initial_size", "must not exceed max_size");
+        }
+        if self.max_concurrent_connects == 0 {
+            return fail("max_concurrent_connects", ZERO);
+        }
+        if self.connect_rate == Some(0) {
+            return fail("connect_rate", ZERO);
+        }
+        if self.max_uses == Some(0) {
+            return fail("max_uses", ZERO);
+        }
+        if let Some((field, _)) = required.iter().find(|(_, d)| d.is_zero()) {
+            return fail(field, ZERO);
+        }
+        if let Some((field, _)) = optional.iter().find(|(_, d)| d.is_some_and(|d| d.is_zero())) {
+            return fail(field, ZERO);
+        }
+        if self.connect_backoff_max < self.connect_backoff {
+            return fail("connect_backoff_max", "must not be below connect_backoff");
+        }
+        Ok(())
+    }
+}

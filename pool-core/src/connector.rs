@@ -1,0 +1,159 @@
+//! Opening connections: one task per reserved connect, retrying transient failures with
+//! backoff while someone still wants the connection.
+//!
+//! A connect runs in a task of its own rather than in the caller's future, so a caller that
+//! gives up does not abort a connect that the next caller can use, and a caller is never made
+//! to wait for a connect when a connection comes back first.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::error::ConnectError;
+use crate::manager::{ErrorKind, Manager};
+use crate::shared::Shared;
+
+/// Frees the reserved connect slot however the task ends, including by a panic or by the
+/// runtime shutting down.
+struct Slot<M: Manager> {
+    shared: Option<Arc<Shared<M>>>,
+}
+
+impl<M: Manager> Drop for Slot<M> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            let mut st = shared.lock();
+            st.connecting -= 1;
+            shared.settle(st, None);
+        }
+    }
+}
+
+/// Runs one reserved connect to its end: a connection handed to the oldest waiter (or made
+/// idle), or a permanent error given to the waiters, or no one left who wants it.
+pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
+    let mut slot = Slot {
+        shared: Some(Arc::clone(&shared)),
+    };
+    loop {
+        let (limit, generation) = {
+            let st = shared.lock();
+            (st.config.connect_timeout, st.generation)
+        };
+        let error = match attempt(&shared, limit).await {
+            Ok(conn) => {
+                let mut st = shared.lock();
+                st.connecting -= 1;
+                st.failures = 0;
+                st.retry_at = None;
+                st.last_error = None;
+                st.stats.connects_ok += 1;
+                let mut live = shared.new_live(conn, &st);
+                live.meta.generation = generation;
+                let id = live.meta.id;
+                let back = st.put_back(live, None).err();
+                // Counted back above, under the same lock as the hand-over.
+                slot.shared = None;
+                shared.settle(st, back);
+                tracing::debug!(target: "pool_core::connect", id, "opened a connection");
+                return;
+            }
+            Err(error) => error,
+        };
+        let permanent = matches!(&error, ConnectError::Backend(e)
+            if shared.manager.classify(e) == ErrorKind::Permanent);
+        let error = Arc::new(error);
+        tracing::warn!(target: "pool_core::connect", error = %error, permanent, "opening a connection failed");
+        let pause = {
+            let mut st = shared.lock();
+            st.stats.connects_failed += 1;
+            st.failures = st.failures.saturating_add(1);
+            st.last_error = Some(Arc::clone(&error));
+            let pause = st.backoff();
+            st.retry_at = Some(tokio::time::Instant::now() + pause);
+            if permanent {
+                st.fail_waiters(&error);
+            }
+            // This connect is one of `connecting`: go on only while it is still wanted.
+            (!permanent && !st.closed && st.demand() >= st.connecting).then_some(pause)
+        };
+        let Some(pause) = pause else { return };
+        let recovered = shared.recovered.notified();
+        let _ = tokio::time::timeout(pause, recovered).await;
+    }
+}
+
+/// One connect, bounded by `limit`, with a panic turned into an error.
+async fn attempt<M: Manager>(
+    shared: &Shared<M>,
+    limit: Duration,
+) -> Result<M::Connection, ConnectError<M::Error>> {
+    let connect = CatchUnwind(Box::pin(shared.manager.connect()));
+    match tokio::time::timeout(limit, connect).await {
+        Ok(Ok(Ok(conn))) => Ok(conn),
+        Ok(Ok(Err(e))) => Err(ConnectError::Backend(e)),
+        Ok(Err(panic)) => Err(ConnectError::Panic(panic_message(&*panic))),
+        Err(_) => Err(ConnectError::Timeout(limit)),
+    }
+}
+
+/// Opens `n` connections at once for a pool being built, without retries.
+pub(crate) async fn open_initial<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    n: usize,
+) -> Result<(), ConnectError<M::Error>> {
+    let limit = shared.lock().config.connect_timeout;
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move { attempt(&shared, limit).await })
+        })
+        .collect();
+    let mut first_error = None;
+    for task in tasks {
+        let outcome = task
+            .await
+            .unwrap_or_else(|_| Err(ConnectError::Panic("the runtime is shutting down".into())));
+        let mut st = shared.lock();
+        match outcome {
+            Ok(conn) => {
+                st.stats.connects_ok += 1;
+                let live = shared.new_live(conn, &st);
+                st.idle.push_back(live);
+            }
+            Err(error) => {
+                st.stats.connects_failed += 1;
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Turns a panic inside a future into an error, so a panicking manager is a failed connect.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}

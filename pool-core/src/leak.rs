@@ -1,0 +1,40 @@
+//! Leak detection: connections held longer than `leak_threshold` are reported once, naming
+//! where they were checked out, and noted again when they come back.
+
+use std::panic::Location;
+
+use tokio::time::Instant;
+
+/// A checkout the background task watches.
+#[derive(Clone, Copy)]
+pub(crate) struct LeakRecord {
+    pub(crate) id: u64,
+    pub(crate) since: Instant,
+    pub(crate) caller: &'static Location<'static>,
+    pub(crate) warned: bool,
+}
+
+/// Reports a connection held past the threshold.
+pub(crate) fn suspected(record: &LeakRecord, now: Instant) {
+    tracing::warn!(
+        target: "pool_core::leak",
+        id = record.id,
+        held_ms = now.saturating_duration_since(record.since).as_millis() as u64,
+        checked_out_at = %record.caller,
+        "connection held longer than the leak threshold; checked out at {}",
+        record.caller,
+    );
+}
+
+/// Notes that a connection reported as leaked came back after all.
+pub(crate) fn returned(record: &LeakRecord, now: Instant) {
+    if record.warned {
+        tracing::info!(
+            target: "pool_core::leak",
+            id = record.id,
+            held_ms = now.saturating_duration_since(record.since).as_millis() as u64,
+            checked_out_at = %record.caller,
+            "connection reported as leaked was returned",
+        );
+    }
+}

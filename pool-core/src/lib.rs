@@ -1,0 +1,84 @@
+//! A small, fast, cancellation-safe generic async pool for tokio.
+//!
+//! Implement [`Manager`] for a kind of connection, build a [`Pool`] with [`Pool::builder`],
+//! and check connections out with [`Pool::get`]. A [`PooledConnection`] derefs to the
+//! connection and goes back to the pool when dropped.
+//!
+//! What the pool promises:
+//!
+//! - **Fair and direct.** Callers are served first come, first served; a connection returned
+//!   while someone waits goes straight to the oldest caller; nobody waits on a connect that is
+//!   not theirs while a connection is idle.
+//! - **Never wedged.** Every count belongs to an RAII guard, so a dropped future, an aborted
+//!   task or a panicking manager cannot leak a slot; a caller who gives up after being handed a
+//!   connection passes it on.
+//! - **Says why.** A timeout carries what the pool was doing and the last connect error, so a
+//!   wrong password reads as a wrong password; permanent connect errors come back at once.
+//! - **Fast.** Taking an idle connection and returning it is one short lock each way: no timer,
+//!   no allocation, no task.
+//!
+//! # Examples
+//!
+//! ```
+//! use pool_core::{Manager, Pool};
+//!
+//! /// Connections that are just numbered buffers.
+//! struct Buffers;
+//!
+//! impl Manager for Buffers {
+//!     type Connection = Vec<u8>;
+//!     type Error = std::io::Error;
+//!
+//!     async fn connect(&self) -> Result<Vec<u8>, std::io::Error> {
+//!         Ok(Vec::new())
+//!     }
+//!
+//!     async fn check(&self, _: &mut Vec<u8>) -> Result<(), std::io::Error> {
+//!         Ok(())
+//!     }
+//!
+//!     async fn reset(&self, buf: &mut Vec<u8>) -> Result<(), std::io::Error> {
+//!         buf.clear();
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = Pool::builder(Buffers).max_size(8).build().await?;
+//! let mut buf = pool.get().await?;
+//! buf.extend_from_slice(b"hello");
+//! drop(buf);
+//! assert!(pool.get().await?.is_empty(), "reset ran before the next checkout");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Tracing
+//!
+//! Events use stable targets: `pool_core::connect` (connects and their failures),
+//! `pool_core::close` (connections closed, with the reason), `pool_core::leak` (leak
+//! warnings), `pool_core::recovery`.
+
+mod bounded;
+mod builder;
+mod checkout;
+mod config;
+mod connection;
+mod connector;
+mod error;
+mod leak;
+mod maintenance;
+mod manager;
+mod pool;
+mod shared;
+mod stats;
+mod waiter;
+
+pub use builder::Builder;
+pub use config::{Config, IdleOrder};
+pub use connection::{ConnectionMetrics, PooledConnection};
+pub use error::{BuildError, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage};
+pub use manager::{ErrorKind, Manager};
+pub use pool::Pool;
+pub use stats::{CloseReason, Closes, Stats, Status, WaitHistogram};

@@ -1,0 +1,125 @@
+//! The background task: closes expired and long-idle connections, refills to `min_idle`,
+//! checks long-idle connections (keepalive) and reports leaks.
+//!
+//! It holds only a weak reference between rounds, so it ends once every handle of the pool
+//! (pools and checked-out connections) is gone, or once a closed pool has no connection left.
+
+use std::sync::{Arc, Weak};
+
+use tokio::time::Instant;
+
+use crate::bounded::bounded;
+use crate::checkout::Checkout;
+use crate::connection::Live;
+use crate::leak;
+use crate::manager::Manager;
+use crate::shared::Shared;
+use crate::stats::CloseReason;
+
+/// Starts the background task if it is not running and a runtime is at hand.
+pub(crate) fn ensure_started<M: Manager>(shared: &Arc<Shared<M>>) {
+    if shared.maintenance_started.load(std::sync::atomic::Ordering::Acquire) {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    if !shared.maintenance_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        handle.spawn(run(Arc::downgrade(shared), Arc::clone(&shared.wake)));
+    }
+}
+
+async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        let next = {
+            let Some(shared) = pool.upgrade() else { return };
+            if shared.is_drained() {
+                return;
+            }
+            round(&shared).await;
+            let st = shared.lock();
+            let tick = Instant::now() + st.config.maintenance_interval;
+            st.wake_at.map_or(tick, |at| at.min(tick))
+        };
+        let _ = tokio::time::timeout_at(next, wake.notified()).await;
+    }
+}
+
+/// One round of upkeep.
+async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
+    let now = Instant::now();
+    let mut closing: Vec<(Live<M::Connection>, CloseReason)> = Vec::new();
+    let mut to_check = Vec::new();
+    let mut leaks = Vec::new();
+    let check_timeout;
+    {
+        let mut st = shared.lock();
+        st.wake_at = None;
+        check_timeout = st.config.check_timeout;
+        let min_idle = st.config.min_idle;
+        let max_lifetime = st.config.max_lifetime;
+        let idle_timeout = st.config.idle_timeout;
+        let keepalive = st.config.keepalive_interval;
+        let generation = st.generation;
+        let mut excess = st.size().saturating_sub(st.config.max_size);
+        let mut idle_left = st.idle.len();
+        let idle = std::mem::take(&mut st.idle);
+        for live in idle {
+            let meta = &live.meta;
+            let reason = if meta.generation != generation || excess > 0 {
+                excess = excess.saturating_sub(1);
+                Some(CloseReason::Retired)
+            } else if meta.expired(now, max_lifetime) {
+                Some(CloseReason::Expired)
+            } else if idle_left > min_idle
+                && idle_timeout.is_some_and(|t| now.saturating_duration_since(meta.last_used) >= t)
+            {
+                Some(CloseReason::IdleTimeout)
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    idle_left -= 1;
+                    st.stats.closes.add(reason);
+                    closing.push((live, reason));
+                }
+                None if keepalive
+                    .is_some_and(|k| now.saturating_duration_since(meta.last_active()) >= k) =>
+                {
+                    st.in_use += 1;
+                    to_check.push(live);
+                }
+                None => st.idle.push_back(live),
+            }
+        }
+        if let Some(threshold) = st.config.leak_threshold {
+            for record in st.leaks.values_mut() {
+                if !record.warned && now.saturating_duration_since(record.since) >= threshold {
+                    record.warned = true;
+                    leaks.push(*record);
+                }
+            }
+        }
+        shared.settle(st, None);
+    }
+    for (live, reason) in closing {
+        tracing::debug!(target: "pool_core::close", id = live.meta.id, reason = reason.as_str(), "closing idle connection");
+        drop(live);
+    }
+    for record in &leaks {
+        leak::suspected(record, now);
+    }
+    for live in to_check {
+        let mut checkout = Checkout::new(shared, live);
+        let ok = matches!(
+            bounded(shared.manager.check(&mut checkout.live().conn), check_timeout).await,
+            Some(Ok(()))
+        );
+        if !ok {
+            checkout.close(CloseReason::CheckFailed);
+            continue;
+        }
+        let mut live = checkout.keep();
+        live.meta.last_checked = Instant::now();
+        shared.restore(live);
+    }
+}

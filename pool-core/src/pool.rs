@@ -1,0 +1,423 @@
+//! [`Pool`]: the public handle.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::bounded::bounded;
+use crate::builder::Builder;
+use crate::checkout::Checkout;
+use crate::config::Config;
+use crate::connection::{ConnectionMetrics, Live, PooledConnection};
+use crate::error::{ConfigError, Error, TimeoutError, TimeoutStage};
+use crate::maintenance;
+use crate::manager::Manager;
+use crate::shared::{Policy, Shared};
+use crate::stats::{CloseReason, Stats, Status};
+use crate::waiter::{Grant, Waiter};
+
+/// A pool of connections made by a [`Manager`].
+///
+/// Cheap to clone: clones share one pool. Needs a tokio runtime for acquiring (it opens
+/// connections in tasks of their own), not for returning connections.
+///
+/// # Examples
+///
+/// ```
+/// use pool_core::{Manager, Pool};
+///
+/// struct Counter;
+///
+/// impl Manager for Counter {
+///     type Connection = u64;
+///     type Error = std::io::Error;
+///
+///     async fn connect(&self) -> Result<u64, std::io::Error> {
+///         Ok(0)
+///     }
+///
+///     async fn check(&self, _: &mut u64) -> Result<(), std::io::Error> {
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = Pool::builder(Counter).max_size(4).build().await?;
+/// let mut conn = pool.get().await?;
+/// *conn += 1;
+/// drop(conn); // back in the pool
+/// assert_eq!(pool.status().idle, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pool<M: Manager> {
+    pub(crate) shared: Arc<Shared<M>>,
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Pool {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<M: Manager> fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("status", &self.status()).finish()
+    }
+}
+
+/// How long an acquire may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// `Config::acquire_timeout`.
+    Configured,
+    /// At most this long.
+    For(Duration),
+    /// Not at all: only an idle connection will do.
+    Never,
+}
+
+/// What [`Pool::begin`] found.
+enum Step<M: Manager> {
+    /// An idle connection, now counted in use.
+    Idle(Live<M::Connection>),
+    /// A place in the queue, and how long to wait there.
+    Queued(oneshot::Receiver<Grant<M>>, Option<Duration>),
+}
+
+impl<M: Manager> Pool<M> {
+    /// Starts configuring a pool of connections made by `manager`.
+    pub fn builder(manager: M) -> Builder<M> {
+        Builder::new(manager)
+    }
+
+    /// Checks out a connection, waiting at most
+    /// [`Config::acquire_timeout`](crate::Config::acquire_timeout).
+    ///
+    /// An idle connection is taken at once (after its reset and, if due, its check) unless
+    /// others are already queued: callers are served first come, first served. Otherwise the
+    /// caller queues, and the pool opens a connection if it has room; whichever comes first, a
+    /// returned connection or a new one, is handed to the oldest caller.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (carrying the last connect error when connects were failing),
+    /// [`Error::Connect`] when a connect failed permanently, [`Error::Rejected`] when
+    /// `max_waiters` callers already wait, [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future at any point loses nothing: a place in the queue is given up (and a
+    /// connection already sent to it passes to the next caller), a connect started for the
+    /// caller finishes for the pool, and a connection being reset or checked is closed, since
+    /// its state is unknown.
+    #[track_caller]
+    pub fn get(
+        &self,
+    ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + '_ {
+        self.acquire(Wait::Configured, Location::caller())
+    }
+
+    /// Like [`get`](Self::get), waiting at most `timeout` (zero: take an idle connection or
+    /// fail; `Duration::MAX`: wait forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`get`](Self::get).
+    #[track_caller]
+    pub fn get_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + '_ {
+        self.acquire(Wait::For(timeout), Location::caller())
+    }
+
+    /// Takes an idle connection if one is free and nobody is queued; never queues and never
+    /// opens a connection. The future may still await the connection's reset and check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoIdle`] when no idle connection is free, [`Error::Timeout`] when its reset or
+    /// check outlasted the acquire timeout, [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`get`](Self::get).
+    #[track_caller]
+    pub fn try_get(
+        &self,
+    ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + '_ {
+        self.acquire(Wait::Never, Location::caller())
+    }
+
+    async fn acquire(
+        &self,
+        wait: Wait,
+        caller: &'static Location<'static>,
+    ) -> Result<PooledConnection<M>, Error<M::Error>> {
+        let shared = &self.shared;
+        let mut started: Option<Instant> = None;
+        loop {
+            let (policy, step) = self.begin(wait, started.is_none())?;
+            let (live, from_queue) = match step {
+                Step::Idle(live) => (live, false),
+                Step::Queued(rx, limit) => {
+                    maintenance::ensure_started(shared);
+                    let start = *started.get_or_insert_with(Instant::now);
+                    let waiter = Waiter::new(shared, rx);
+                    let grant = match limit.and_then(|limit| start.checked_add(limit)) {
+                        Some(deadline) => match tokio::time::timeout_at(deadline, waiter).await {
+                            Ok(grant) => grant,
+                            Err(_) => return Err(self.timeout(start, TimeoutStage::Waiting)),
+                        },
+                        None => waiter.await,
+                    };
+                    match grant {
+                        Grant::Conn(live) => (live, true),
+                        Grant::Failed(error) => return Err(Error::Connect(error)),
+                        Grant::Closed => return Err(Error::Closed),
+                    }
+                }
+            };
+            let now = Instant::now();
+            let start = *started.get_or_insert(now);
+            let limit = match wait {
+                Wait::Configured | Wait::Never => policy.acquire_timeout,
+                Wait::For(limit) => Some(limit),
+            };
+            let deadline = limit.and_then(|limit| start.checked_add(limit));
+            match self.prepare(Checkout::new(shared, live), &policy, now, deadline).await {
+                Some(mut live) => {
+                    live.meta.uses += 1;
+                    let waited = from_queue.then(|| now.saturating_duration_since(start));
+                    let leak = policy.track_leaks.then_some(caller);
+                    if waited.is_some() || leak.is_some() {
+                        shared.record_checkout(live.meta.id, waited, leak, now);
+                    }
+                    return Ok(PooledConnection::new(live, Arc::clone(shared)));
+                }
+                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Err(self.timeout(start, TimeoutStage::Preparing));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Takes an idle connection if nobody is queued, else queues the caller (and reserves a
+    /// connect if there is room). `first` counts a direct acquire in the stats.
+    fn begin(&self, wait: Wait, first: bool) -> Result<(Policy, Step<M>), Error<M::Error>> {
+        let mut st = self.shared.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let policy = st.policy();
+        if st.waiting == 0 {
+            if let Some(live) = st.pop_idle() {
+                if first {
+                    st.stats.acquires_direct += 1;
+                    st.stats.wait_time.record_zero();
+                }
+                return Ok((policy, Step::Idle(live)));
+            }
+        }
+        let limit = match wait {
+            Wait::Never => return Err(Error::NoIdle),
+            Wait::For(limit) => Some(limit),
+            Wait::Configured => policy.acquire_timeout,
+        };
+        if let Some(max_waiters) = st.config.max_waiters.filter(|&m| st.waiting >= m) {
+            st.stats.acquires_rejected += 1;
+            return Err(Error::Rejected { max_waiters });
+        }
+        let (tx, rx) = oneshot::channel();
+        st.waiters.push_back(tx);
+        st.waiting += 1;
+        self.shared.settle(st, None);
+        Ok((policy, Step::Queued(rx, limit)))
+    }
+
+    /// Resets and checks a connection on its way out; `None` if it had to be closed.
+    async fn prepare(
+        &self,
+        mut checkout: Checkout<'_, M>,
+        policy: &Policy,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Option<Live<M::Connection>> {
+        let manager = &self.shared.manager;
+        let live = checkout.live();
+        if live.meta.expired(now, policy.max_lifetime) {
+            checkout.close(CloseReason::Expired);
+            return None;
+        }
+        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+        if live.meta.dirty {
+            let limit = policy.reset_timeout.min(left);
+            if !matches!(bounded(manager.reset(&mut live.conn), limit).await, Some(Ok(()))) {
+                checkout.close(CloseReason::ResetFailed);
+                return None;
+            }
+            live.meta.dirty = false;
+        }
+        let fresh = now.saturating_duration_since(live.meta.last_active()) < policy.skip_check_within;
+        if policy.check_on_checkout && !fresh {
+            let limit = policy.check_timeout.min(left);
+            if !matches!(bounded(manager.check(&mut live.conn), limit).await, Some(Ok(()))) {
+                checkout.close(CloseReason::CheckFailed);
+                return None;
+            }
+            live.meta.last_checked = Instant::now();
+        }
+        Some(checkout.keep())
+    }
+
+    fn timeout(&self, start: Instant, stage: TimeoutStage) -> Error<M::Error> {
+        let mut st = self.shared.lock();
+        st.stats.acquires_timed_out += 1;
+        Error::Timeout(TimeoutError {
+            waited: start.elapsed(),
+            stage,
+            in_use: st.in_use,
+            max_size: st.config.max_size,
+            waiting: st.waiting,
+            last_error: st.last_error.clone(),
+        })
+    }
+
+    /// The pool's counts right now.
+    pub fn status(&self) -> Status {
+        self.shared.lock().status()
+    }
+
+    /// Counters and the wait-time histogram since the pool was built.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Config {
+        self.shared.lock().config.clone()
+    }
+
+    /// The manager that makes this pool's connections.
+    pub fn manager(&self) -> &M {
+        &self.shared.manager
+    }
+
+    /// Changes the maximum size. Growing serves queued callers at once; shrinking closes idle
+    /// extras now and checked-out extras as they come back.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] if `max_size` is zero or below `min_idle` or `initial_size`.
+    pub fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
+        let mut config = self.config();
+        config.max_size = max_size;
+        self.update_config(config)
+    }
+
+    /// Replaces the configuration at run time, all at once. Limits and timeouts apply to the
+    /// next operation; a smaller `max_size` retires extras as in [`resize`](Self::resize).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the invalid field; the old configuration stays.
+    pub fn update_config(&self, config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        let mut st = self.shared.lock();
+        st.config = config;
+        let excess = st.size().saturating_sub(st.config.max_size).min(st.idle.len());
+        let closing: Vec<_> = st
+            .idle
+            .drain(..excess)
+            .map(|live| (live, CloseReason::Retired))
+            .collect();
+        for _ in &closing {
+            st.stats.closes.add(CloseReason::Retired);
+        }
+        self.shared.settle(st, closing);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Closes every idle connection for which `keep` returns false. Connections in use are
+    /// not looked at. `keep` runs without the pool's lock held.
+    pub fn retain(&self, mut keep: impl FnMut(&M::Connection, &ConnectionMetrics) -> bool) {
+        let shared = &self.shared;
+        let taken: Vec<_> = {
+            let mut st = shared.lock();
+            let idle = std::mem::take(&mut st.idle);
+            st.in_use += idle.len();
+            idle.into_iter().map(|live| Checkout::new(shared, live)).collect()
+        };
+        for mut checkout in taken {
+            let live = checkout.live();
+            if keep(&live.conn, &live.meta) {
+                shared.restore(checkout.keep());
+            } else {
+                checkout.close(CloseReason::Retain);
+            }
+        }
+    }
+
+    /// Tells the pool the server was replaced or came back (after a failover): every idle
+    /// connection is closed now, connections in use are closed when returned, and the connect
+    /// backoff starts over, so the next acquire connects at once.
+    pub fn signal_recovery(&self) {
+        let mut st = self.shared.lock();
+        st.generation += 1;
+        st.failures = 0;
+        st.retry_at = None;
+        st.last_error = None;
+        let closing: Vec<_> = st.idle.drain(..).map(|live| (live, CloseReason::Retired)).collect();
+        for _ in &closing {
+            st.stats.closes.add(CloseReason::Retired);
+        }
+        self.shared.settle(st, closing);
+        self.shared.recovered.notify_waiters();
+        tracing::info!(target: "pool_core::recovery", "recovery signalled: idle connections closed, backoff reset");
+    }
+
+    /// Closes the pool: queued callers get [`Error::Closed`] at once, idle connections are
+    /// closed now, connections in use when they are returned, and later acquires fail with
+    /// [`Error::Closed`].
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Closes the pool like [`close`](Self::close), then waits at most `limit` until every
+    /// connection is closed and no connect is in flight. Returns whether that happened.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops only the waiting; the pool is closed either way.
+    pub async fn close_and_wait(&self, limit: Duration) -> bool {
+        self.shared.close();
+        let drained = self.shared.drained.notified();
+        let mut drained = std::pin::pin!(drained);
+        drained.as_mut().enable();
+        if self.shared.is_drained() {
+            return true;
+        }
+        let _ = tokio::time::timeout(limit, drained).await;
+        self.shared.is_drained()
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+}

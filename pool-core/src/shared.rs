@@ -1,0 +1,439 @@
+//! The state every handle of one pool shares, and the operations that change its counts.
+//!
+//! Every connection is in exactly one place: in `idle`, or counted in `in_use` (held by a
+//! caller, being reset or checked, in transit to a waiter, or under a keepalive check). Each
+//! place that takes a connection out of `idle` or opens a slot owns an RAII guard that puts the
+//! count back, so a dropped future or a panic cannot leak a slot. The lock is never held while
+//! manager code runs or while a connection is dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+use crate::config::{Config, IdleOrder};
+use crate::connection::{ConnectionMetrics, Live};
+use crate::error::ConnectError;
+use crate::leak::{self, LeakRecord};
+use crate::manager::Manager;
+use crate::stats::{CloseReason, Stats, Status};
+use crate::waiter::Grant;
+
+/// What a connection found in the pool went through before it was handed out.
+#[derive(Clone, Copy)]
+pub(crate) struct Policy {
+    pub(crate) check_on_checkout: bool,
+    pub(crate) skip_check_within: Duration,
+    pub(crate) check_timeout: Duration,
+    pub(crate) reset_timeout: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) acquire_timeout: Option<Duration>,
+    pub(crate) track_leaks: bool,
+}
+
+pub(crate) struct State<M: Manager> {
+    pub(crate) config: Config,
+    pub(crate) idle: VecDeque<Live<M::Connection>>,
+    pub(crate) in_use: usize,
+    pub(crate) connecting: usize,
+    /// Queued callers, oldest first. Some senders may belong to callers that gave up
+    /// (`abandoned` of them); they are skipped when met and purged when they pile up.
+    pub(crate) waiters: VecDeque<oneshot::Sender<Grant<M>>>,
+    /// Callers queued and still waiting.
+    pub(crate) waiting: usize,
+    pub(crate) abandoned: usize,
+    pub(crate) closed: bool,
+    /// Bumped by `signal_recovery`: connections of an older generation are closed when seen.
+    pub(crate) generation: u64,
+    /// Connects that failed in a row; drives the backoff.
+    pub(crate) failures: u32,
+    /// No new connect starts before this (backoff after failures).
+    pub(crate) retry_at: Option<Instant>,
+    /// With a connect rate, the earliest start of the next connect.
+    pub(crate) next_connect: Option<Instant>,
+    /// When the background task should look again at connects it could not start yet.
+    pub(crate) wake_at: Option<Instant>,
+    pub(crate) last_error: Option<Arc<ConnectError<M::Error>>>,
+    /// Connections a lazily built pool still opens in the background (`initial_size`).
+    pub(crate) prefill: usize,
+    pub(crate) leaks: HashMap<u64, LeakRecord>,
+    pub(crate) stats: Stats,
+}
+
+pub(crate) struct Shared<M: Manager> {
+    pub(crate) manager: M,
+    pub(crate) state: Mutex<State<M>>,
+    next_id: AtomicU64,
+    /// Wakes the background task early.
+    pub(crate) wake: Arc<Notify>,
+    /// Signalled when a closed pool has no connection and no connect left.
+    pub(crate) drained: Notify,
+    /// Wakes connects sleeping in backoff after `signal_recovery`.
+    pub(crate) recovered: Notify,
+    pub(crate) maintenance_started: AtomicBool,
+}
+
+impl<M: Manager> State<M> {
+    pub(crate) fn size(&self) -> usize {
+        self.idle.len() + self.in_use
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        Status {
+            size: self.size(),
+            idle: self.idle.len(),
+            in_use: self.in_use,
+            connecting: self.connecting,
+            waiting: self.waiting,
+            max_size: self.config.max_size,
+        }
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        let c = &self.config;
+        Policy {
+            check_on_checkout: c.check_on_checkout,
+            skip_check_within: c.skip_check_within,
+            check_timeout: c.check_timeout,
+            reset_timeout: c.reset_timeout,
+            max_lifetime: c.max_lifetime,
+            acquire_timeout: c.acquire_timeout,
+            track_leaks: c.leak_threshold.is_some(),
+        }
+    }
+
+    pub(crate) fn pop_idle(&mut self) -> Option<Live<M::Connection>> {
+        let live = match self.config.idle_order {
+            IdleOrder::Fifo => self.idle.pop_front(),
+            IdleOrder::Lifo => self.idle.pop_back(),
+        }?;
+        self.in_use += 1;
+        Some(live)
+    }
+
+    /// Why a connection coming back (not counted anywhere) must be closed, if it must.
+    fn retire_reason(&self, meta: &ConnectionMetrics, now: Option<Instant>) -> Option<CloseReason> {
+        if self.closed {
+            Some(CloseReason::PoolClosed)
+        } else if meta.generation != self.generation || self.size() >= self.config.max_size {
+            Some(CloseReason::Retired)
+        } else if now.is_some_and(|now| meta.expired(now, self.config.max_lifetime)) {
+            Some(CloseReason::Expired)
+        } else if self.config.max_uses.is_some_and(|max| meta.uses >= max) {
+            Some(CloseReason::MaxUses)
+        } else {
+            None
+        }
+    }
+
+    /// Gives a connection that is not counted anywhere to the oldest waiter, or makes it idle;
+    /// or hands it back with the reason it must be closed.
+    pub(crate) fn put_back(
+        &mut self,
+        mut live: Live<M::Connection>,
+        now: Option<Instant>,
+    ) -> Result<(), (Live<M::Connection>, CloseReason)> {
+        if let Some(reason) = self.retire_reason(&live.meta, now) {
+            self.stats.closes.add(reason);
+            return Err((live, reason));
+        }
+        while self.waiting > 0 {
+            let Some(waiter) = self.waiters.pop_front() else { break };
+            if waiter.is_closed() {
+                self.abandoned -= 1;
+                continue;
+            }
+            match waiter.send(Grant::Conn(live)) {
+                Ok(()) => {
+                    self.waiting -= 1;
+                    self.in_use += 1;
+                    return Ok(());
+                }
+                // Receivers close only under this lock, after `is_closed` said no, so this cannot
+                // happen; stay correct anyway and try the next waiter.
+                Err(Grant::Conn(back)) => live = back,
+                Err(_) => unreachable!("a send returns what it was given"),
+            }
+        }
+        self.idle.push_back(live);
+        Ok(())
+    }
+
+    /// Fails waiters with a permanent connect error: all of them when nothing else could serve
+    /// them, else the oldest.
+    pub(crate) fn fail_waiters(&mut self, error: &Arc<ConnectError<M::Error>>) {
+        let all = self.size() == 0 && self.connecting <= 1;
+        while self.waiting > 0 {
+            let Some(waiter) = self.waiters.pop_front() else { break };
+            if waiter.is_closed() {
+                self.abandoned -= 1;
+                continue;
+            }
+            self.waiting -= 1;
+            let _ = waiter.send(Grant::Failed(Arc::clone(error)));
+            if !all {
+                break;
+            }
+        }
+    }
+
+    /// Connections still wanted: queued callers, the `min_idle` shortfall and what a lazy build
+    /// still has to open.
+    pub(crate) fn demand(&self) -> usize {
+        let idle_short = self.config.min_idle.saturating_sub(self.idle.len());
+        let prefill_short = self.prefill.saturating_sub(self.size());
+        self.waiting + idle_short.max(prefill_short)
+    }
+
+    /// Reserves and returns how many connects to start now, within `max_size`, the connect
+    /// concurrency, the backoff and the connect rate.
+    pub(crate) fn reserve_connects(&mut self) -> usize {
+        if self.closed {
+            return 0;
+        }
+        if self.size() >= self.prefill {
+            self.prefill = 0;
+        }
+        let room = self.config.max_size.saturating_sub(self.size() + self.connecting);
+        let parallel = self.config.max_concurrent_connects.saturating_sub(self.connecting);
+        let mut n = self.demand().saturating_sub(self.connecting).min(room).min(parallel);
+        if n == 0 {
+            return 0;
+        }
+        let now = Instant::now();
+        if let Some(at) = self.retry_at.filter(|&at| at > now) {
+            self.wake_at = Some(at);
+            return 0;
+        }
+        if let Some(rate) = self.config.connect_rate {
+            let gap = Duration::from_secs(1) / rate;
+            let next = self.next_connect.unwrap_or(now).max(now);
+            if next > now {
+                self.wake_at = Some(next);
+                return 0;
+            }
+            n = 1;
+            self.next_connect = Some(next + gap);
+        }
+        self.connecting += n;
+        n
+    }
+
+    /// The pause before the next connect attempt after `failures` in a row, with jitter.
+    pub(crate) fn backoff(&self) -> Duration {
+        let base = self.config.connect_backoff;
+        let cap = self.config.connect_backoff_max;
+        let doubled = base.saturating_mul(1u32 << self.failures.saturating_sub(1).min(20));
+        let full = doubled.min(cap);
+        full / 2 + full.mul_f64(fastrand::f64() / 2.0)
+    }
+
+    fn drained(&self) -> bool {
+        self.closed && self.size() == 0 && self.connecting == 0
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    pub(crate) fn new(manager: M, config: Config, prefill: usize) -> Self {
+        Shared {
+            manager,
+            state: Mutex::new(State {
+                config,
+                idle: VecDeque::new(),
+                in_use: 0,
+                connecting: 0,
+                waiters: VecDeque::new(),
+                waiting: 0,
+                abandoned: 0,
+                closed: false,
+                generation: 0,
+                failures: 0,
+                retry_at: None,
+                next_connect: None,
+                wake_at: None,
+                last_error: None,
+                prefill,
+                leaks: HashMap::new(),
+                stats: Stats::default(),
+            }),
+            next_id: AtomicU64::new(1),
+            wake: Arc::new(Notify::new()),
+            drained: Notify::new(),
+            recovered: Notify::new(),
+            maintenance_started: AtomicBool::new(false),
+        }
+    }
+
+    /// Locks the state. A panic never happens while it is held (no user code runs under it),
+    /// but if one did, the counts are still whole, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<M>> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn new_live(&self, conn: M::Connection, st: &State<M>) -> Live<M::Connection> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let meta = ConnectionMetrics::new(id, Instant::now(), st.generation, st.config.max_lifetime);
+        Live { conn, meta }
+    }
+
+    /// Ends the lock, then closes what must be closed and starts the connects reserved, in that
+    /// order, so no connection is dropped and no task spawned under the lock.
+    pub(crate) fn settle(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, State<M>>,
+        closing: impl IntoIterator<Item = (Live<M::Connection>, CloseReason)>,
+    ) {
+        let connects = st.reserve_connects();
+        let drained = st.drained();
+        let wake = st.wake_at.is_some();
+        drop(st);
+        for (live, reason) in closing {
+            tracing::debug!(target: "pool_core::close", id = live.meta.id, reason = reason.as_str(), "closing connection");
+            drop(live);
+        }
+        if drained {
+            self.drained.notify_waiters();
+        }
+        if wake {
+            self.wake.notify_one();
+        }
+        self.spawn_connects(connects);
+    }
+
+    /// Starts `n` reserved connects as tasks of their own; outside a runtime, hands them to the
+    /// background task instead.
+    pub(crate) fn spawn_connects(self: &Arc<Self>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                for _ in 0..n {
+                    handle.spawn(crate::connector::connect(Arc::clone(self)));
+                }
+            }
+            Err(_) => {
+                let mut st = self.lock();
+                st.connecting -= n;
+                st.wake_at = Some(Instant::now());
+                drop(st);
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Takes back a connection a caller returned (the `Drop` of `PooledConnection`).
+    pub(crate) fn release(self: &Arc<Self>, mut live: Live<M::Connection>) {
+        let broken = if std::thread::panicking() {
+            Some(CloseReason::Abandoned)
+        } else if self.manager.has_broken(&mut live.conn) {
+            Some(CloseReason::Broken)
+        } else {
+            None
+        };
+        let now = Instant::now();
+        live.meta.last_used = now;
+        live.meta.dirty = true;
+        let mut st = self.lock();
+        st.in_use -= 1;
+        let leaked = if st.leaks.is_empty() { None } else { st.leaks.remove(&live.meta.id) };
+        let outcome = match broken {
+            Some(reason) => {
+                st.stats.closes.add(reason);
+                Err((live, reason))
+            }
+            None => st.put_back(live, Some(now)),
+        };
+        match outcome {
+            Ok(()) => drop(st),
+            Err(closing) => self.settle(st, Some(closing)),
+        }
+        if let Some(record) = leaked {
+            leak::returned(&record, now);
+        }
+    }
+
+    /// Puts back a connection counted in `in_use` that no caller used (it was looked at by
+    /// the pool itself).
+    pub(crate) fn restore(self: &Arc<Self>, live: Live<M::Connection>) {
+        let mut st = self.lock();
+        st.in_use -= 1;
+        let back = st.put_back(live, Some(Instant::now())).err();
+        self.settle(st, back);
+    }
+
+    /// Closes a connection that was counted in `in_use`.
+    pub(crate) fn close_in_use(self: &Arc<Self>, live: Live<M::Connection>, reason: CloseReason) {
+        let mut st = self.lock();
+        st.in_use -= 1;
+        st.leaks.remove(&live.meta.id);
+        st.stats.closes.add(reason);
+        if reason == CloseReason::CheckFailed {
+            st.stats.checks_failed += 1;
+        }
+        self.settle(st, Some((live, reason)));
+    }
+
+    /// Forgets a connection the caller took out of the pool for good.
+    pub(crate) fn detach(self: &Arc<Self>, id: u64) {
+        let mut st = self.lock();
+        st.in_use -= 1;
+        st.leaks.remove(&id);
+        self.settle(st, None);
+    }
+
+    /// Records a checkout that needs bookkeeping beyond the fast path: a wait time, a leak
+    /// watch, or both.
+    pub(crate) fn record_checkout(
+        &self,
+        id: u64,
+        waited: Option<Duration>,
+        leak: Option<&'static Location<'static>>,
+        now: Instant,
+    ) {
+        let mut st = self.lock();
+        if let Some(waited) = waited {
+            st.stats.acquires_waited += 1;
+            st.stats.wait_time.record(waited);
+        }
+        if let Some(caller) = leak {
+            st.leaks.insert(id, LeakRecord { id, since: now, caller, warned: false });
+        }
+    }
+
+    /// Closes the pool: queued callers get `Closed` now, idle connections are closed now, the
+    /// others when they come back.
+    pub(crate) fn close(self: &Arc<Self>) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        st.closed = true;
+        let waiters = std::mem::take(&mut st.waiters);
+        st.waiting = 0;
+        st.abandoned = 0;
+        let idle = std::mem::take(&mut st.idle);
+        for _ in &idle {
+            st.stats.closes.add(CloseReason::PoolClosed);
+        }
+        let drained = st.drained();
+        drop(st);
+        for waiter in waiters {
+            let _ = waiter.send(Grant::Closed);
+        }
+        tracing::debug!(target: "pool_core::close", idle = idle.len(), "pool closed");
+        drop(idle);
+        if drained {
+            self.drained.notify_waiters();
+        }
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn is_drained(&self) -> bool {
+        self.lock().drained()
+    }
+}

@@ -1,0 +1,258 @@
+//! [`Status`] (the pool right now) and [`Stats`] (what happened since it was built).
+
+use std::time::Duration;
+
+/// A snapshot of the pool's counts, taken under one lock so they add up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Status {
+    /// Open connections: `idle + in_use`.
+    pub size: usize,
+    /// Connections waiting in the pool.
+    pub idle: usize,
+    /// Connections checked out (including ones being reset or checked).
+    pub in_use: usize,
+    /// Connects in flight.
+    pub connecting: usize,
+    /// Callers queued for a connection.
+    pub waiting: usize,
+    /// The current maximum size.
+    pub max_size: usize,
+}
+
+/// Why the pool closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`Manager::has_broken`](crate::Manager::has_broken) said so on return.
+    Broken,
+    /// [`Manager::check`](crate::Manager::check) failed or timed out.
+    CheckFailed,
+    /// [`Manager::reset`](crate::Manager::reset) failed or timed out.
+    ResetFailed,
+    /// It reached its lifetime.
+    Expired,
+    /// It stayed idle longer than the idle timeout.
+    IdleTimeout,
+    /// It reached `max_uses`.
+    MaxUses,
+    /// The pool shrank, or its configuration or generation changed.
+    Retired,
+    /// [`Pool::retain`](crate::Pool::retain) rejected it.
+    Retain,
+    /// Its holder panicked, or a future was dropped while the connection's state was unknown.
+    Abandoned,
+    /// The pool is closed.
+    PoolClosed,
+}
+
+impl CloseReason {
+    pub(crate) const ALL: [CloseReason; 10] = [
+        CloseReason::Broken,
+        CloseReason::CheckFailed,
+        CloseReason::ResetFailed,
+        CloseReason::Expired,
+        CloseReason::IdleTimeout,
+        CloseReason::MaxUses,
+        CloseReason::Retired,
+        CloseReason::Retain,
+        CloseReason::Abandoned,
+        CloseReason::PoolClosed,
+    ];
+
+    /// A short stable name, for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Broken => "broken",
+            CloseReason::CheckFailed => "check_failed",
+            CloseReason::ResetFailed => "reset_failed",
+            CloseReason::Expired => "expired",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::MaxUses => "max_uses",
+            CloseReason::Retired => "retired",
+            CloseReason::Retain => "retain",
+            CloseReason::Abandoned => "abandoned",
+            CloseReason::PoolClosed => "pool_closed",
+        }
+    }
+}
+
+/// Counts of connections closed, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Closes([u64; CloseReason::ALL.len()]);
+
+impl Closes {
+    /// How many were closed for `reason`.
+    pub fn get(&self, reason: CloseReason) -> u64 {
+        self.0[reason as usize]
+    }
+
+    /// How many were closed in all.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each reason with its count.
+    pub fn iter(&self) -> impl Iterator<Item = (CloseReason, u64)> + '_ {
+        CloseReason::ALL.iter().map(|&r| (r, self.get(r)))
+    }
+
+    pub(crate) fn add(&mut self, reason: CloseReason) {
+        self.0[reason as usize] += 1;
+    }
+}
+
+/// Counters since the pool was built.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Connects that succeeded.
+    pub connects_ok: u64,
+    /// Connect attempts that failed (errors, timeouts, panics).
+    pub connects_failed: u64,
+    /// Checkout and keepalive checks that failed.
+    pub checks_failed: u64,
+    /// Connections closed, by reason.
+    pub closes: Closes,
+    /// Acquires served from an idle connection without queueing.
+    pub acquires_direct: u64,
+    /// Acquires that queued and were then served.
+    pub acquires_waited: u64,
+    /// Acquires that timed out.
+    pub acquires_timed_out: u64,
+    /// Acquires refused because `max_waiters` callers were already queued.
+    pub acquires_rejected: u64,
+    /// Time from the start of an acquire until it got a connection (direct ones count as zero).
+    pub wait_time: WaitHistogram,
+}
+
+/// Buckets below this many microseconds are exact; above, each power of two is split in
+/// `SUB` buckets, which keeps the relative error of a percentile under 1/`SUB`.
+const EXACT: u64 = 16;
+const SUB: u64 = 8;
+const SUB_BITS: u32 = SUB.trailing_zeros();
+const BUCKETS: usize = (EXACT + (64 - EXACT.trailing_zeros() as u64) * SUB) as usize;
+
+/// A histogram of acquire wait times, in microseconds, with bounded relative error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitHistogram {
+    buckets: Box<[u64; BUCKETS]>,
+    count: u64,
+    max_us: u64,
+}
+
+impl Default for WaitHistogram {
+    fn default() -> Self {
+        WaitHistogram {
+            buckets: Box::new([0; BUCKETS]),
+            count: 0,
+            max_us: 0,
+        }
+    }
+}
+
+impl WaitHistogram {
+    fn index(us: u64) -> usize {
+        if us < EXACT {
+            return us as usize;
+        }
+        let exp = 63 - us.leading_zeros();
+        let sub = (us >> (exp - SUB_BITS)) & (SUB - 1);
+        (EXACT + u64::from(exp - EXACT.trailing_zeros()) * SUB + sub) as usize
+    }
+
+    /// The largest value that falls in bucket `index`.
+    fn upper(index: usize) -> u64 {
+        let index = index as u64;
+        if index < EXACT {
+            return index;
+        }
+        let exp = (index - EXACT) / SUB + u64::from(EXACT.trailing_zeros());
+        let sub = (index - EXACT) % SUB;
+        let width = 1u128 << (exp - u64::from(SUB_BITS));
+        let upper = (1u128 << exp) + u128::from(sub + 1) * width - 1;
+        u64::try_from(upper).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn record(&mut self, wait: Duration) {
+        let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        self.buckets[Self::index(us)] += 1;
+        self.count += 1;
+        self.max_us = self.max_us.max(us);
+    }
+
+    pub(crate) fn record_zero(&mut self) {
+        self.buckets[0] += 1;
+        self.count += 1;
+    }
+
+    /// How many acquires were recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The longest wait.
+    pub fn max(&self) -> Duration {
+        Duration::from_micros(self.max_us)
+    }
+
+    /// The wait that `q` (0.0 to 1.0) of the acquires did not exceed, to within 1/8.
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.count == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Duration::from_micros(Self::upper(i).min(self.max_us));
+            }
+        }
+        self.max()
+    }
+
+    /// The median wait.
+    pub fn p50(&self) -> Duration {
+        self.quantile(0.50)
+    }
+
+    /// The 95th percentile wait.
+    pub fn p95(&self) -> Duration {
+        self.quantile(0.95)
+    }
+
+    /// The 99th percentile wait.
+    pub fn p99(&self) -> Duration {
+        self.quantile(0.99)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_every_value_in_order() {
+        let mut last = 0;
+        for us in (0..100_000u64).chain([u64::MAX / 2, u64::MAX]) {
+            let i = WaitHistogram::index(us);
+            assert!(i < BUCKETS, "{us} -> {i}");
+            assert!(i >= last, "not monotonic at {us}");
+            assert!(WaitHistogram::upper(i) >= us, "{us} above its bucket");
+            last = i;
+        }
+    }
+
+    #[test]
+    fn percentiles_are_within_an_eighth() {
+        let mut h = WaitHistogram::default();
+        for ms in 1..=1000u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        let p50 = h.p50().as_micros() as f64;
+        let p99 = h.p99().as_micros() as f64;
+        assert!((p50 / 500_000.0 - 1.0).abs() < 0.125, "p50 {p50}");
+        assert!((p99 / 990_000.0 - 1.0).abs() < 0.125, "p99 {p99}");
+        assert_eq!(h.max(), Duration::from_secs(1));
+        assert_eq!(h.count(), 1000);
+    }
+}
