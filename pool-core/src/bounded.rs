@@ -11,10 +11,12 @@ use std::time::Duration;
 /// check skipped by the manager, a reset with nothing to do) never arms a timer.
 pub(crate) async fn bounded<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
     let mut fut = pin!(fut);
-    let first = poll_fn(|cx| Poll::Ready(match fut.as_mut().poll(cx) {
-        Poll::Ready(out) => Some(out),
-        Poll::Pending => None,
-    }))
+    let first = poll_fn(|cx| {
+        Poll::Ready(match fut.as_mut().poll(cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        })
+    })
     .await;
     match first {
         Some(out) => Some(out),

@@ -24,7 +24,9 @@ impl<'a, M: Manager> Checkout<'a, M> {
     }
 
     pub(crate) fn live(&mut self) -> &mut Live<M::Connection> {
-        self.live.as_mut().expect("a Checkout holds its connection until settled")
+        self.live
+            .as_mut()
+            .expect("a Checkout holds its connection until settled")
     }
 
     /// Closes the connection for `reason`.
@@ -36,7 +38,9 @@ impl<'a, M: Manager> Checkout<'a, M> {
 
     /// The connection passed; the caller now accounts for it.
     pub(crate) fn keep(mut self) -> Live<M::Connection> {
-        self.live.take().expect("a Checkout holds its connection until settled")
+        self.live
+            .take()
+            .expect("a Checkout holds its connection until settled")
     }
 }
 

@@ -152,7 +152,10 @@ impl Config {
         if let Some((field, _)) = required.iter().find(|(_, d)| d.is_zero()) {
             return fail(field, ZERO);
         }
-        if let Some((field, _)) = optional.iter().find(|(_, d)| d.is_some_and(|d| d.is_zero())) {
+        if let Some((field, _)) = optional
+            .iter()
+            .find(|(_, d)| d.is_some_and(|d| d.is_zero()))
+        {
             return fail(field, ZERO);
         }
         if self.connect_backoff_max < self.connect_backoff {

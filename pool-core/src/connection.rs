@@ -32,7 +32,12 @@ pub struct ConnectionMetrics {
 }
 
 impl ConnectionMetrics {
-    pub(crate) fn new(id: u64, now: Instant, generation: u64, max_lifetime: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        now: Instant,
+        generation: u64,
+        max_lifetime: Option<Duration>,
+    ) -> Self {
         let lifetime_cut = max_lifetime.map_or(Duration::ZERO, |l| {
             let range = u64::try_from((l / 40).as_nanos()).unwrap_or(u64::MAX);
             Duration::from_nanos(fastrand::u64(0..=range))
@@ -96,7 +101,9 @@ impl<M: Manager> PooledConnection<M> {
     }
 
     fn live(&self) -> &Live<M::Connection> {
-        self.live.as_ref().expect("a PooledConnection holds its connection until dropped")
+        self.live
+            .as_ref()
+            .expect("a PooledConnection holds its connection until dropped")
     }
 
     /// What the pool knows about this connection (as of the checkout).
@@ -122,7 +129,11 @@ impl<M: Manager> Deref for PooledConnection<M> {
 
 impl<M: Manager> DerefMut for PooledConnection<M> {
     fn deref_mut(&mut self) -> &mut M::Connection {
-        &mut self.live.as_mut().expect("a PooledConnection holds its connection until dropped").conn
+        &mut self
+            .live
+            .as_mut()
+            .expect("a PooledConnection holds its connection until dropped")
+            .conn
     }
 }
 

@@ -18,11 +18,19 @@ use crate::stats::CloseReason;
 
 /// Starts the background task if it is not running and a runtime is at hand.
 pub(crate) fn ensure_started<M: Manager>(shared: &Arc<Shared<M>>) {
-    if shared.maintenance_started.load(std::sync::atomic::Ordering::Acquire) {
+    if shared
+        .maintenance_started
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
         return;
     }
-    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-    if !shared.maintenance_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if !shared
+        .maintenance_started
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
         handle.spawn(run(Arc::downgrade(shared), Arc::clone(&shared.wake)));
     }
 }
@@ -111,7 +119,11 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
     for live in to_check {
         let mut checkout = Checkout::new(shared, live);
         let ok = matches!(
-            bounded(shared.manager.check(&mut checkout.live().conn), check_timeout).await,
+            bounded(
+                shared.manager.check(&mut checkout.live().conn),
+                check_timeout
+            )
+            .await,
             Some(Ok(()))
         );
         if !ok {

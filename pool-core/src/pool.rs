@@ -70,7 +70,9 @@ impl<M: Manager> Clone for Pool<M> {
 
 impl<M: Manager> fmt::Debug for Pool<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool").field("status", &self.status()).finish()
+        f.debug_struct("Pool")
+            .field("status", &self.status())
+            .finish()
     }
 }
 
@@ -198,7 +200,10 @@ impl<M: Manager> Pool<M> {
                 Wait::For(limit) => Some(limit),
             };
             let deadline = limit.and_then(|limit| start.checked_add(limit));
-            match self.prepare(Checkout::new(shared, live), &policy, now, deadline).await {
+            match self
+                .prepare(Checkout::new(shared, live), &policy, now, deadline)
+                .await
+            {
                 Some(mut live) => {
                     live.meta.uses += 1;
                     let waited = from_queue.then(|| now.saturating_duration_since(start));
@@ -266,16 +271,23 @@ impl<M: Manager> Pool<M> {
         let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
         if live.meta.dirty {
             let limit = policy.reset_timeout.min(left);
-            if !matches!(bounded(manager.reset(&mut live.conn), limit).await, Some(Ok(()))) {
+            if !matches!(
+                bounded(manager.reset(&mut live.conn), limit).await,
+                Some(Ok(()))
+            ) {
                 checkout.close(CloseReason::ResetFailed);
                 return None;
             }
             live.meta.dirty = false;
         }
-        let fresh = now.saturating_duration_since(live.meta.last_active()) < policy.skip_check_within;
+        let fresh =
+            now.saturating_duration_since(live.meta.last_active()) < policy.skip_check_within;
         if policy.check_on_checkout && !fresh {
             let limit = policy.check_timeout.min(left);
-            if !matches!(bounded(manager.check(&mut live.conn), limit).await, Some(Ok(()))) {
+            if !matches!(
+                bounded(manager.check(&mut live.conn), limit).await,
+                Some(Ok(()))
+            ) {
                 checkout.close(CloseReason::CheckFailed);
                 return None;
             }
@@ -339,7 +351,10 @@ impl<M: Manager> Pool<M> {
         config.validate()?;
         let mut st = self.shared.lock();
         st.config = config;
-        let excess = st.size().saturating_sub(st.config.max_size).min(st.idle.len());
+        let excess = st
+            .size()
+            .saturating_sub(st.config.max_size)
+            .min(st.idle.len());
         let closing: Vec<_> = st
             .idle
             .drain(..excess)
@@ -361,7 +376,9 @@ impl<M: Manager> Pool<M> {
             let mut st = shared.lock();
             let idle = std::mem::take(&mut st.idle);
             st.in_use += idle.len();
-            idle.into_iter().map(|live| Checkout::new(shared, live)).collect()
+            idle.into_iter()
+                .map(|live| Checkout::new(shared, live))
+                .collect()
         };
         for mut checkout in taken {
             let live = checkout.live();
@@ -382,7 +399,11 @@ impl<M: Manager> Pool<M> {
         st.failures = 0;
         st.retry_at = None;
         st.last_error = None;
-        let closing: Vec<_> = st.idle.drain(..).map(|live| (live, CloseReason::Retired)).collect();
+        let closing: Vec<_> = st
+            .idle
+            .drain(..)
+            .map(|live| (live, CloseReason::Retired))
+            .collect();
         for _ in &closing {
             st.stats.closes.add(CloseReason::Retired);
         }

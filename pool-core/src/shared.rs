@@ -142,7 +142,9 @@ impl<M: Manager> State<M> {
             return Err((live, reason));
         }
         while self.waiting > 0 {
-            let Some(waiter) = self.waiters.pop_front() else { break };
+            let Some(waiter) = self.waiters.pop_front() else {
+                break;
+            };
             if waiter.is_closed() {
                 self.abandoned -= 1;
                 continue;
@@ -168,7 +170,9 @@ impl<M: Manager> State<M> {
     pub(crate) fn fail_waiters(&mut self, error: &Arc<ConnectError<M::Error>>) {
         let all = self.size() == 0 && self.connecting <= 1;
         while self.waiting > 0 {
-            let Some(waiter) = self.waiters.pop_front() else { break };
+            let Some(waiter) = self.waiters.pop_front() else {
+                break;
+            };
             if waiter.is_closed() {
                 self.abandoned -= 1;
                 continue;
@@ -198,9 +202,19 @@ impl<M: Manager> State<M> {
         if self.size() >= self.prefill {
             self.prefill = 0;
         }
-        let room = self.config.max_size.saturating_sub(self.size() + self.connecting);
-        let parallel = self.config.max_concurrent_connects.saturating_sub(self.connecting);
-        let mut n = self.demand().saturating_sub(self.connecting).min(room).min(parallel);
+        let room = self
+            .config
+            .max_size
+            .saturating_sub(self.size() + self.connecting);
+        let parallel = self
+            .config
+            .max_concurrent_connects
+            .saturating_sub(self.connecting);
+        let mut n = self
+            .demand()
+            .saturating_sub(self.connecting)
+            .min(room)
+            .min(parallel);
         if n == 0 {
             return 0;
         }
@@ -271,12 +285,15 @@ impl<M: Manager> Shared<M> {
     /// Locks the state. A panic never happens while it is held (no user code runs under it),
     /// but if one did, the counts are still whole, so poisoning is ignored.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<M>> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn new_live(&self, conn: M::Connection, st: &State<M>) -> Live<M::Connection> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let meta = ConnectionMetrics::new(id, Instant::now(), st.generation, st.config.max_lifetime);
+        let meta =
+            ConnectionMetrics::new(id, Instant::now(), st.generation, st.config.max_lifetime);
         Live { conn, meta }
     }
 
@@ -340,7 +357,11 @@ impl<M: Manager> Shared<M> {
         live.meta.dirty = true;
         let mut st = self.lock();
         st.in_use -= 1;
-        let leaked = if st.leaks.is_empty() { None } else { st.leaks.remove(&live.meta.id) };
+        let leaked = if st.leaks.is_empty() {
+            None
+        } else {
+            st.leaks.remove(&live.meta.id)
+        };
         let outcome = match broken {
             Some(reason) => {
                 st.stats.closes.add(reason);
@@ -401,7 +422,15 @@ impl<M: Manager> Shared<M> {
             st.stats.wait_time.record(waited);
         }
         if let Some(caller) = leak {
-            st.leaks.insert(id, LeakRecord { id, since: now, caller, warned: false });
+            st.leaks.insert(
+                id,
+                LeakRecord {
+                    id,
+                    since: now,
+                    caller,
+                    warned: false,
+                },
+            );
         }
     }
 

@@ -35,7 +35,10 @@ pub(crate) struct Waiter<'a, M: Manager> {
 
 impl<'a, M: Manager> Waiter<'a, M> {
     pub(crate) fn new(shared: &'a Arc<Shared<M>>, rx: oneshot::Receiver<Grant<M>>) -> Self {
-        Waiter { shared, rx: Some(rx) }
+        Waiter {
+            shared,
+            rx: Some(rx),
+        }
     }
 }
 
@@ -43,7 +46,10 @@ impl<M: Manager> Future for Waiter<'_, M> {
     type Output = Grant<M>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Grant<M>> {
-        let rx = self.rx.as_mut().expect("a Waiter is not polled after it finished");
+        let rx = self
+            .rx
+            .as_mut()
+            .expect("a Waiter is not polled after it finished");
         let grant = match Pin::new(rx).poll(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(grant)) => grant,

@@ -1,0 +1,61 @@
+//! Samples, medians and markdown tables.
+
+/// Repeated measurements of one figure.
+#[derive(Debug, Clone, Default)]
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    /// Adds one measurement.
+    pub fn push(&mut self, value: f64) {
+        self.0.push(value);
+    }
+
+    /// The measurements as taken.
+    pub fn raw(&self) -> Vec<f64> {
+        self.0.clone()
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// The median.
+    pub fn median(&self) -> f64 {
+        let v = self.sorted();
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    /// "median (min-max)".
+    pub fn cell(&self, scale: f64, digits: usize) -> String {
+        let v = self.sorted();
+        let (lo, hi) = (
+            v.first().copied().unwrap_or(f64::NAN),
+            v.last().copied().unwrap_or(f64::NAN),
+        );
+        format!(
+            "{:.*} ({:.*}–{:.*})",
+            digits,
+            self.median() * scale,
+            digits,
+            lo * scale,
+            digits,
+            hi * scale
+        )
+    }
+}
+
+/// Prints a markdown table.
+pub fn table(header: &[String], rows: &[Vec<String>]) {
+    println!("| {} |", header.join(" | "));
+    println!("|{}", "---|".repeat(header.len()));
+    for row in rows {
+        println!("| {} |", row.join(" | "));
+    }
+    println!();
+}

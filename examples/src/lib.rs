@@ -1,0 +1,1 @@
+//! Runnable examples of the pool suite; see `examples/` and the README.
