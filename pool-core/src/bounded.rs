@@ -5,11 +5,15 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-/// Runs `fut` for at most `limit`; `None` if it did not finish in time.
+/// Runs `fut` for at most `limit()`; `None` if it did not finish in time.
 ///
-/// The future is polled once before any timer exists, so work that completes at once (a
-/// check skipped by the manager, a reset with nothing to do) never arms a timer.
-pub(crate) async fn bounded<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
+/// The future is polled once before any timer exists (and before `limit` is asked), so work
+/// that completes at once (a check skipped by the manager, a reset with nothing to do) never
+/// arms a timer or reads the clock.
+pub(crate) async fn bounded<F: Future>(
+    fut: F,
+    limit: impl FnOnce() -> Duration,
+) -> Option<F::Output> {
     let mut fut = pin!(fut);
     let first = poll_fn(|cx| {
         Poll::Ready(match fut.as_mut().poll(cx) {
@@ -20,6 +24,6 @@ pub(crate) async fn bounded<F: Future>(fut: F, limit: Duration) -> Option<F::Out
     .await;
     match first {
         Some(out) => Some(out),
-        None => tokio::time::timeout(limit, fut).await.ok(),
+        None => tokio::time::timeout(limit(), fut).await.ok(),
     }
 }

@@ -1,4 +1,5 @@
-//! A pooled connection: the resource with its metrics, and the guard handed to callers.
+//! A pooled connection: the resource with what the pool knows about it, and the guard handed
+//! to callers.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -7,11 +8,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::{nanos, Clock, Nanos};
 use crate::manager::Manager;
 use crate::shared::Shared;
 
 /// Facts about one connection, kept by the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionMetrics {
     /// A number unique within the pool.
     pub id: u64,
@@ -23,26 +26,41 @@ pub struct ConnectionMetrics {
     pub last_checked: Instant,
     /// How many times it was handed out.
     pub uses: u64,
+}
+
+impl ConnectionMetrics {
+    /// How long ago it was opened.
+    pub fn age(&self) -> Duration {
+        self.created.elapsed()
+    }
+}
+
+/// What the pool keeps about a connection, in the clock's unit so that the hot path does
+/// integer arithmetic only.
+#[derive(Clone, Copy)]
+pub(crate) struct Meta {
+    pub(crate) id: u64,
+    pub(crate) created: Nanos,
+    pub(crate) last_used: Nanos,
+    pub(crate) last_checked: Nanos,
+    pub(crate) uses: u64,
     /// Taken off `max_lifetime` for this connection so a pool does not expire all at once.
-    pub(crate) lifetime_cut: Duration,
+    pub(crate) lifetime_cut: Nanos,
     /// The pool generation it was opened in; older ones are closed when seen.
     pub(crate) generation: u64,
     /// Used since its last reset.
     pub(crate) dirty: bool,
 }
 
-impl ConnectionMetrics {
+impl Meta {
     pub(crate) fn new(
         id: u64,
-        now: Instant,
+        now: Nanos,
         generation: u64,
         max_lifetime: Option<Duration>,
     ) -> Self {
-        let lifetime_cut = max_lifetime.map_or(Duration::ZERO, |l| {
-            let range = u64::try_from((l / 40).as_nanos()).unwrap_or(u64::MAX);
-            Duration::from_nanos(fastrand::u64(0..=range))
-        });
-        ConnectionMetrics {
+        let lifetime_cut = max_lifetime.map_or(0, |l| fastrand::u64(0..=nanos(l / 40)));
+        Meta {
             id,
             created: now,
             last_used: now,
@@ -54,29 +72,33 @@ impl ConnectionMetrics {
         }
     }
 
-    /// How long ago it was opened.
-    pub fn age(&self) -> Duration {
-        self.created.elapsed()
-    }
-
     /// When it was last known good: used by a caller or checked.
-    pub fn last_active(&self) -> Instant {
+    pub(crate) fn last_active(&self) -> Nanos {
         self.last_used.max(self.last_checked)
     }
 
-    pub(crate) fn expired(&self, now: Instant, max_lifetime: Option<Duration>) -> bool {
-        max_lifetime.is_some_and(|limit| {
-            now.saturating_duration_since(self.created)
-                .saturating_add(self.lifetime_cut)
-                >= limit
-        })
+    /// Whether it outlived `max_lifetime` (in nanoseconds; `u64::MAX` for none).
+    pub(crate) fn expired(&self, now: Nanos, max_lifetime: Nanos) -> bool {
+        now.saturating_sub(self.created)
+            .saturating_add(self.lifetime_cut)
+            >= max_lifetime
+    }
+
+    pub(crate) fn public(&self, clock: &Clock) -> ConnectionMetrics {
+        ConnectionMetrics {
+            id: self.id,
+            created: clock.instant(self.created),
+            last_used: clock.instant(self.last_used),
+            last_checked: clock.instant(self.last_checked),
+            uses: self.uses,
+        }
     }
 }
 
 /// A connection together with what the pool knows about it.
 pub(crate) struct Live<C> {
     pub(crate) conn: C,
-    pub(crate) meta: ConnectionMetrics,
+    pub(crate) meta: Meta,
 }
 
 /// A connection checked out of a [`Pool`](crate::Pool).
@@ -107,8 +129,8 @@ impl<M: Manager> PooledConnection<M> {
     }
 
     /// What the pool knows about this connection (as of the checkout).
-    pub fn metrics(&self) -> &ConnectionMetrics {
-        &self.live().meta
+    pub fn metrics(&self) -> ConnectionMetrics {
+        self.live().meta.public(&self.shared.clock)
     }
 
     /// Detaches the connection from the pool, which frees its slot for a new one.
@@ -152,7 +174,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledConnection")
             .field("conn", &self.live().conn)
-            .field("metrics", &self.live().meta)
+            .field("metrics", &self.metrics())
             .finish()
     }
 }

@@ -3,23 +3,23 @@
 
 use std::panic::Location;
 
-use tokio::time::Instant;
+use crate::clock::Nanos;
 
 /// A checkout the background task watches.
 #[derive(Clone, Copy)]
 pub(crate) struct LeakRecord {
     pub(crate) id: u64,
-    pub(crate) since: Instant,
+    pub(crate) since: Nanos,
     pub(crate) caller: &'static Location<'static>,
     pub(crate) warned: bool,
 }
 
 /// Reports a connection held past the threshold.
-pub(crate) fn suspected(record: &LeakRecord, now: Instant) {
+pub(crate) fn suspected(record: &LeakRecord, now: Nanos) {
     tracing::warn!(
         target: "pool_core::leak",
         id = record.id,
-        held_ms = now.saturating_duration_since(record.since).as_millis() as u64,
+        held_ms = now.saturating_sub(record.since) / 1_000_000,
         checked_out_at = %record.caller,
         "connection held longer than the leak threshold; checked out at {}",
         record.caller,
@@ -27,12 +27,12 @@ pub(crate) fn suspected(record: &LeakRecord, now: Instant) {
 }
 
 /// Notes that a connection reported as leaked came back after all.
-pub(crate) fn returned(record: &LeakRecord, now: Instant) {
+pub(crate) fn returned(record: &LeakRecord, now: Nanos) {
     if record.warned {
         tracing::info!(
             target: "pool_core::leak",
             id = record.id,
-            held_ms = now.saturating_duration_since(record.since).as_millis() as u64,
+            held_ms = now.saturating_sub(record.since) / 1_000_000,
             checked_out_at = %record.caller,
             "connection reported as leaked was returned",
         );

@@ -63,6 +63,7 @@
 mod bounded;
 mod builder;
 mod checkout;
+mod clock;
 mod config;
 mod connection;
 mod connector;

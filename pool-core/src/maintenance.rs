@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::bounded::bounded;
 use crate::checkout::Checkout;
+use crate::clock::{nanos, RESOLUTION};
 use crate::connection::Live;
 use crate::leak;
 use crate::manager::Manager;
@@ -36,24 +37,39 @@ pub(crate) fn ensure_started<M: Manager>(shared: &Arc<Shared<M>>) {
 }
 
 async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) {
+    // Upkeep runs every `maintenance_interval`, when connects wait for their moment
+    // (`wake_at`) and when woken; in between, while the pool is busy, the clock is marked
+    // stale every `clock::RESOLUTION`.
+    let mut upkeep_due = true;
+    let mut upkeep_at = Instant::now();
     loop {
         let next = {
             let Some(shared) = pool.upgrade() else { return };
             if shared.is_drained() {
                 return;
             }
-            round(&shared).await;
-            let st = shared.lock();
-            let tick = Instant::now() + st.config.maintenance_interval;
-            st.wake_at.map_or(tick, |at| at.min(tick))
+            let now = Instant::now();
+            let wake_at = shared.lock().wake_at;
+            if upkeep_due || now >= upkeep_at || wake_at.is_some_and(|at| at <= now) {
+                round(&shared).await;
+                upkeep_at = Instant::now() + shared.lock().config.maintenance_interval;
+            }
+            let mut next = shared
+                .lock()
+                .wake_at
+                .map_or(upkeep_at, |at| at.min(upkeep_at));
+            if shared.clock.tick() {
+                next = next.min(Instant::now() + RESOLUTION);
+            }
+            next
         };
-        let _ = tokio::time::timeout_at(next, wake.notified()).await;
+        upkeep_due = tokio::time::timeout_at(next, wake.notified()).await.is_ok();
     }
 }
 
 /// One round of upkeep.
 async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
-    let now = Instant::now();
+    let now = shared.clock.precise();
     let mut closing: Vec<(Live<M::Connection>, CloseReason)> = Vec::new();
     let mut to_check = Vec::new();
     let mut leaks = Vec::new();
@@ -63,9 +79,9 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
         st.wake_at = None;
         check_timeout = st.config.check_timeout;
         let min_idle = st.config.min_idle;
-        let max_lifetime = st.config.max_lifetime;
-        let idle_timeout = st.config.idle_timeout;
-        let keepalive = st.config.keepalive_interval;
+        let max_lifetime = st.config.max_lifetime.map_or(u64::MAX, nanos);
+        let idle_timeout = st.config.idle_timeout.map(nanos);
+        let keepalive = st.config.keepalive_interval.map(nanos);
         let generation = st.generation;
         let mut excess = st.size().saturating_sub(st.config.max_size);
         let mut idle_left = st.idle.len();
@@ -78,7 +94,7 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
             } else if meta.expired(now, max_lifetime) {
                 Some(CloseReason::Expired)
             } else if idle_left > min_idle
-                && idle_timeout.is_some_and(|t| now.saturating_duration_since(meta.last_used) >= t)
+                && idle_timeout.is_some_and(|t| now.saturating_sub(meta.last_used) >= t)
             {
                 Some(CloseReason::IdleTimeout)
             } else {
@@ -90,18 +106,16 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
                     st.stats.closes.add(reason);
                     closing.push((live, reason));
                 }
-                None if keepalive
-                    .is_some_and(|k| now.saturating_duration_since(meta.last_active()) >= k) =>
-                {
+                None if keepalive.is_some_and(|k| now.saturating_sub(meta.last_active()) >= k) => {
                     st.in_use += 1;
                     to_check.push(live);
                 }
                 None => st.idle.push_back(live),
             }
         }
-        if let Some(threshold) = st.config.leak_threshold {
+        if let Some(threshold) = st.config.leak_threshold.map(nanos) {
             for record in st.leaks.values_mut() {
-                if !record.warned && now.saturating_duration_since(record.since) >= threshold {
+                if !record.warned && now.saturating_sub(record.since) >= threshold {
                     record.warned = true;
                     leaks.push(*record);
                 }
@@ -119,10 +133,9 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
     for live in to_check {
         let mut checkout = Checkout::new(shared, live);
         let ok = matches!(
-            bounded(
-                shared.manager.check(&mut checkout.live().conn),
+            bounded(shared.manager.check(&mut checkout.live().conn), || {
                 check_timeout
-            )
+            })
             .await,
             Some(Ok(()))
         );
@@ -131,7 +144,7 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
             continue;
         }
         let mut live = checkout.keep();
-        live.meta.last_checked = Instant::now();
+        live.meta.last_checked = shared.clock.now();
         shared.restore(live);
     }
 }

@@ -193,30 +193,36 @@ impl<M: Manager> Pool<M> {
                     }
                 }
             };
-            let now = Instant::now();
-            let start = *started.get_or_insert(now);
             let limit = match wait {
                 Wait::Configured | Wait::Never => policy.acquire_timeout,
                 Wait::For(limit) => Some(limit),
             };
-            let deadline = limit.and_then(|limit| start.checked_add(limit));
-            match self
-                .prepare(Checkout::new(shared, live), &policy, now, deadline)
-                .await
-            {
+            // The fast path reads no real clock: the deadline is only worked out if a reset or
+            // check has to wait, and then the acquire counts as started at that moment.
+            let deadline = || {
+                let start = started.unwrap_or_else(Instant::now);
+                limit.and_then(|limit| start.checked_add(limit))
+            };
+            let prepared = self
+                .prepare(Checkout::new(shared, live), &policy, deadline)
+                .await;
+            match prepared {
                 Some(mut live) => {
                     live.meta.uses += 1;
-                    let waited = from_queue.then(|| now.saturating_duration_since(start));
+                    let waited = from_queue.then(|| started.map(|s| s.elapsed())).flatten();
                     let leak = policy.track_leaks.then_some(caller);
                     if waited.is_some() || leak.is_some() {
-                        shared.record_checkout(live.meta.id, waited, leak, now);
+                        shared.record_checkout(live.meta.id, waited, leak, shared.clock.now());
                     }
                     return Ok(PooledConnection::new(live, Arc::clone(shared)));
                 }
-                None if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    return Err(self.timeout(start, TimeoutStage::Preparing));
+                None => {
+                    let start = *started.get_or_insert_with(Instant::now);
+                    let deadline = limit.and_then(|limit| start.checked_add(limit));
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(self.timeout(start, TimeoutStage::Preparing));
+                    }
                 }
-                None => {}
             }
         }
     }
@@ -259,18 +265,23 @@ impl<M: Manager> Pool<M> {
         &self,
         mut checkout: Checkout<'_, M>,
         policy: &Policy,
-        now: Instant,
-        deadline: Option<Instant>,
+        deadline: impl Fn() -> Option<Instant>,
     ) -> Option<Live<M::Connection>> {
-        let manager = &self.shared.manager;
+        let shared = &self.shared;
+        let manager = &shared.manager;
+        let now = shared.clock.now();
         let live = checkout.live();
         if live.meta.expired(now, policy.max_lifetime) {
             checkout.close(CloseReason::Expired);
             return None;
         }
-        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+        let left = || {
+            deadline().map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            })
+        };
         if live.meta.dirty {
-            let limit = policy.reset_timeout.min(left);
+            let limit = || policy.reset_timeout.min(left());
             if !matches!(
                 bounded(manager.reset(&mut live.conn), limit).await,
                 Some(Ok(()))
@@ -280,10 +291,9 @@ impl<M: Manager> Pool<M> {
             }
             live.meta.dirty = false;
         }
-        let fresh =
-            now.saturating_duration_since(live.meta.last_active()) < policy.skip_check_within;
+        let fresh = now.saturating_sub(live.meta.last_active()) < policy.skip_check_within;
         if policy.check_on_checkout && !fresh {
-            let limit = policy.check_timeout.min(left);
+            let limit = || policy.check_timeout.min(left());
             if !matches!(
                 bounded(manager.check(&mut live.conn), limit).await,
                 Some(Ok(()))
@@ -291,7 +301,7 @@ impl<M: Manager> Pool<M> {
                 checkout.close(CloseReason::CheckFailed);
                 return None;
             }
-            live.meta.last_checked = Instant::now();
+            live.meta.last_checked = shared.clock.now();
         }
         Some(checkout.keep())
     }
@@ -382,7 +392,7 @@ impl<M: Manager> Pool<M> {
         };
         for mut checkout in taken {
             let live = checkout.live();
-            if keep(&live.conn, &live.meta) {
+            if keep(&live.conn, &live.meta.public(&shared.clock)) {
                 shared.restore(checkout.keep());
             } else {
                 checkout.close(CloseReason::Retain);

@@ -15,8 +15,9 @@ use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
+use crate::clock::{nanos, Clock, Nanos};
 use crate::config::{Config, IdleOrder};
-use crate::connection::{ConnectionMetrics, Live};
+use crate::connection::{Live, Meta};
 use crate::error::ConnectError;
 use crate::leak::{self, LeakRecord};
 use crate::manager::Manager;
@@ -27,10 +28,11 @@ use crate::waiter::Grant;
 #[derive(Clone, Copy)]
 pub(crate) struct Policy {
     pub(crate) check_on_checkout: bool,
-    pub(crate) skip_check_within: Duration,
+    pub(crate) skip_check_within: Nanos,
     pub(crate) check_timeout: Duration,
     pub(crate) reset_timeout: Duration,
-    pub(crate) max_lifetime: Option<Duration>,
+    /// `u64::MAX` for none.
+    pub(crate) max_lifetime: Nanos,
     pub(crate) acquire_timeout: Option<Duration>,
     pub(crate) track_leaks: bool,
 }
@@ -67,6 +69,7 @@ pub(crate) struct State<M: Manager> {
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) state: Mutex<State<M>>,
+    pub(crate) clock: Clock,
     next_id: AtomicU64,
     /// Wakes the background task early.
     pub(crate) wake: Arc<Notify>,
@@ -97,10 +100,10 @@ impl<M: Manager> State<M> {
         let c = &self.config;
         Policy {
             check_on_checkout: c.check_on_checkout,
-            skip_check_within: c.skip_check_within,
+            skip_check_within: nanos(c.skip_check_within),
             check_timeout: c.check_timeout,
             reset_timeout: c.reset_timeout,
-            max_lifetime: c.max_lifetime,
+            max_lifetime: c.max_lifetime.map_or(u64::MAX, nanos),
             acquire_timeout: c.acquire_timeout,
             track_leaks: c.leak_threshold.is_some(),
         }
@@ -116,12 +119,14 @@ impl<M: Manager> State<M> {
     }
 
     /// Why a connection coming back (not counted anywhere) must be closed, if it must.
-    fn retire_reason(&self, meta: &ConnectionMetrics, now: Option<Instant>) -> Option<CloseReason> {
+    fn retire_reason(&self, meta: &Meta, now: Option<Nanos>) -> Option<CloseReason> {
         if self.closed {
             Some(CloseReason::PoolClosed)
         } else if meta.generation != self.generation || self.size() >= self.config.max_size {
             Some(CloseReason::Retired)
-        } else if now.is_some_and(|now| meta.expired(now, self.config.max_lifetime)) {
+        } else if now
+            .is_some_and(|now| meta.expired(now, self.config.max_lifetime.map_or(u64::MAX, nanos)))
+        {
             Some(CloseReason::Expired)
         } else if self.config.max_uses.is_some_and(|max| meta.uses >= max) {
             Some(CloseReason::MaxUses)
@@ -135,7 +140,7 @@ impl<M: Manager> State<M> {
     pub(crate) fn put_back(
         &mut self,
         mut live: Live<M::Connection>,
-        now: Option<Instant>,
+        now: Option<Nanos>,
     ) -> Result<(), (Live<M::Connection>, CloseReason)> {
         if let Some(reason) = self.retire_reason(&live.meta, now) {
             self.stats.closes.add(reason);
@@ -253,7 +258,9 @@ impl<M: Manager> State<M> {
 
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: Config, prefill: usize) -> Self {
+        let wake = Arc::new(Notify::new());
         Shared {
+            clock: Clock::new(Arc::clone(&wake)),
             manager,
             state: Mutex::new(State {
                 config,
@@ -275,7 +282,7 @@ impl<M: Manager> Shared<M> {
                 stats: Stats::default(),
             }),
             next_id: AtomicU64::new(1),
-            wake: Arc::new(Notify::new()),
+            wake,
             drained: Notify::new(),
             recovered: Notify::new(),
             maintenance_started: AtomicBool::new(false),
@@ -292,8 +299,12 @@ impl<M: Manager> Shared<M> {
 
     pub(crate) fn new_live(&self, conn: M::Connection, st: &State<M>) -> Live<M::Connection> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let meta =
-            ConnectionMetrics::new(id, Instant::now(), st.generation, st.config.max_lifetime);
+        let meta = Meta::new(
+            id,
+            self.clock.precise(),
+            st.generation,
+            st.config.max_lifetime,
+        );
         Live { conn, meta }
     }
 
@@ -352,7 +363,7 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
-        let now = Instant::now();
+        let now = self.clock.now();
         live.meta.last_used = now;
         live.meta.dirty = true;
         let mut st = self.lock();
@@ -383,7 +394,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn restore(self: &Arc<Self>, live: Live<M::Connection>) {
         let mut st = self.lock();
         st.in_use -= 1;
-        let back = st.put_back(live, Some(Instant::now())).err();
+        let back = st.put_back(live, Some(self.clock.now())).err();
         self.settle(st, back);
     }
 
@@ -414,7 +425,7 @@ impl<M: Manager> Shared<M> {
         id: u64,
         waited: Option<Duration>,
         leak: Option<&'static Location<'static>>,
-        now: Instant,
+        now: Nanos,
     ) {
         let mut st = self.lock();
         if let Some(waited) = waited {

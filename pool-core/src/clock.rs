@@ -1,0 +1,98 @@
+//! The pool's clock: nanoseconds since the pool was built, read cheaply on the hot path.
+//!
+//! Reading the system clock costs tens of nanoseconds, as much as the rest of an acquire and
+//! release together, and the pool's time-based decisions (lifetime, idle timeout, the skip
+//! window of the checkout check, leaks) need far less precision than that. So the hot path
+//! reads a cached value, and the background task marks that value stale every
+//! [`RESOLUTION`]; the first reader after that reads the real clock and caches it again. While
+//! the pool is idle the background task stops marking and the first reader wakes it. The cached
+//! value is therefore never more than about [`RESOLUTION`] behind the real clock, and slow
+//! paths read the real clock anyway.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// How far behind the real clock the cached reading may fall.
+pub(crate) const RESOLUTION: Duration = Duration::from_millis(10);
+
+/// Nanoseconds since the pool was built.
+pub(crate) type Nanos = u64;
+
+/// A duration in the clock's unit, saturating.
+pub(crate) fn nanos(d: Duration) -> Nanos {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(crate) struct Clock {
+    epoch: Instant,
+    cached: AtomicU64,
+    fresh: AtomicBool,
+    /// Whether the background task is marking the cache stale every `RESOLUTION`.
+    ticking: AtomicBool,
+    wake: Arc<Notify>,
+}
+
+impl Clock {
+    pub(crate) fn new(wake: Arc<Notify>) -> Self {
+        Clock {
+            epoch: Instant::now(),
+            cached: AtomicU64::new(0),
+            fresh: AtomicBool::new(false),
+            ticking: AtomicBool::new(false),
+            wake,
+        }
+    }
+
+    /// The time, at most about `RESOLUTION` behind.
+    #[inline]
+    pub(crate) fn now(&self) -> Nanos {
+        if self.fresh.load(Ordering::Relaxed) {
+            self.cached.load(Ordering::Relaxed)
+        } else {
+            self.refresh()
+        }
+    }
+
+    #[cold]
+    fn refresh(&self) -> Nanos {
+        let now = self.precise();
+        self.fresh.store(true, Ordering::SeqCst);
+        if !self.ticking.swap(true, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+        now
+    }
+
+    /// The real time; also refreshes the cached reading.
+    pub(crate) fn precise(&self) -> Nanos {
+        let now = nanos(self.epoch.elapsed());
+        // Readings from several threads may land out of order; the cache only moves forward.
+        self.cached.fetch_max(now, Ordering::Relaxed);
+        now
+    }
+
+    /// Marks the cached reading stale. Returns whether to do it again after `RESOLUTION`:
+    /// no, when nobody read the clock since the last time.
+    pub(crate) fn tick(&self) -> bool {
+        if self.fresh.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        self.ticking.store(false, Ordering::SeqCst);
+        // A reader that refreshed between the two lines above saw `ticking` still set and did
+        // not wake us: keep ticking for it.
+        if self.fresh.load(Ordering::SeqCst) {
+            self.ticking.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
+    /// The moment a reading stands for.
+    pub(crate) fn instant(&self, at: Nanos) -> Instant {
+        self.epoch + Duration::from_nanos(at)
+    }
+}
