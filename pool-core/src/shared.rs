@@ -453,7 +453,11 @@ impl<M: Manager> Shared<M> {
             return;
         }
         st.closed = true;
-        let waiters = std::mem::take(&mut st.waiters);
+        // Sent under the lock: a waiter giving up at the same moment must see either the
+        // grant or its own place in the count, never neither.
+        for waiter in std::mem::take(&mut st.waiters) {
+            let _ = waiter.send(Grant::Closed);
+        }
         st.waiting = 0;
         st.abandoned = 0;
         let idle = std::mem::take(&mut st.idle);
@@ -462,9 +466,6 @@ impl<M: Manager> Shared<M> {
         }
         let drained = st.drained();
         drop(st);
-        for waiter in waiters {
-            let _ = waiter.send(Grant::Closed);
-        }
         tracing::debug!(target: "pool_core::close", idle = idle.len(), "pool closed");
         drop(idle);
         if drained {
