@@ -121,7 +121,13 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
                 }
             }
         }
-        shared.settle(st, None);
+        // Not `settle`: when connects must wait (backoff, connect rate) it sets `wake_at` and
+        // wakes this very task, which reads `wake_at` after the round anyway; taking that
+        // wake-up would spin the task until `wake_at`. Nothing here can drain a closed pool
+        // (it has no idle connections), so there is nobody else to notify.
+        let connects = st.reserve_connects();
+        drop(st);
+        shared.spawn_connects(connects);
     }
     for (live, reason) in closing {
         tracing::debug!(target: "pool_core::close", id = live.meta.id, reason = reason.as_str(), "closing idle connection");

@@ -198,9 +198,10 @@ impl<M: Manager> Pool<M> {
                 Wait::For(limit) => Some(limit),
             };
             // The fast path reads no real clock: the deadline is only worked out if a reset or
-            // check has to wait, and then the acquire counts as started at that moment.
+            // check has to wait, and then the acquire counts as started at that moment. That
+            // start is kept, so a caller whose connection fails gets no fresh limit.
             let deadline = || {
-                let start = started.unwrap_or_else(Instant::now);
+                let start = *started.get_or_insert_with(Instant::now);
                 limit.and_then(|limit| start.checked_add(limit))
             };
             let prepared = self
@@ -265,7 +266,7 @@ impl<M: Manager> Pool<M> {
         &self,
         mut checkout: Checkout<'_, M>,
         policy: &Policy,
-        deadline: impl Fn() -> Option<Instant>,
+        mut deadline: impl FnMut() -> Option<Instant>,
     ) -> Option<Live<M::Connection>> {
         let shared = &self.shared;
         let manager = &shared.manager;
@@ -275,7 +276,7 @@ impl<M: Manager> Pool<M> {
             checkout.close(CloseReason::Expired);
             return None;
         }
-        let left = || {
+        let mut left = || {
             deadline().map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             })
