@@ -42,6 +42,10 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
     loop {
         let (limit, generation) = {
             let st = shared.lock();
+            // A closed pool wants nothing more; `slot` frees the reserved connect.
+            if st.closed {
+                return;
+            }
             (st.config.connect_timeout, st.generation)
         };
         let error = match attempt(&shared, limit).await {
@@ -68,6 +72,9 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
             if shared.manager.classify(e) == ErrorKind::Permanent);
         let error = Arc::new(error);
         tracing::warn!(target: "pool_core::connect", error = %error, permanent, "opening a connection failed");
+        // Made before the state is read, so a recovery or close signalled after that still
+        // wakes the pause below.
+        let recovered = shared.recovered.notified();
         let pause = {
             let mut st = shared.lock();
             st.stats.connects_failed += 1;
@@ -82,7 +89,6 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
             (!permanent && !st.closed && st.demand() >= st.connecting).then_some(pause)
         };
         let Some(pause) = pause else { return };
-        let recovered = shared.recovered.notified();
         let _ = tokio::time::timeout(pause, recovered).await;
     }
 }
@@ -142,8 +148,9 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// Turns a panic inside a future into an error, so a panicking manager is a failed connect.
-struct CatchUnwind<F>(Pin<Box<F>>);
+/// Turns a panic inside a future into an error, so a panicking manager is a failed connect
+/// (or, in the background task, a failed keepalive check).
+pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;

@@ -12,6 +12,7 @@ use crate::bounded::bounded;
 use crate::checkout::Checkout;
 use crate::clock::{nanos, RESOLUTION};
 use crate::connection::Live;
+use crate::connector::CatchUnwind;
 use crate::leak;
 use crate::manager::Manager;
 use crate::shared::Shared;
@@ -51,7 +52,15 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
             let now = Instant::now();
             let wake_at = shared.lock().wake_at;
             if upkeep_due || now >= upkeep_at || wake_at.is_some_and(|at| at <= now) {
-                round(&shared).await;
+                // Keepalive checks may take up to `check_timeout` each; the clock must not
+                // stand still for everyone else meanwhile.
+                let mut upkeep = std::pin::pin!(round(&shared));
+                while tokio::time::timeout(RESOLUTION, upkeep.as_mut())
+                    .await
+                    .is_err()
+                {
+                    shared.clock.tick();
+                }
                 upkeep_at = Instant::now() + shared.lock().config.maintenance_interval;
             }
             let mut next = shared
@@ -138,13 +147,10 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
     }
     for live in to_check {
         let mut checkout = Checkout::new(shared, live);
-        let ok = matches!(
-            bounded(shared.manager.check(&mut checkout.live().conn), || {
-                check_timeout
-            })
-            .await,
-            Some(Ok(()))
-        );
+        // A panicking check is a failed one: unwinding out of here would lose the connections
+        // still waiting in `to_check` (counted in use, never given back) and end this task.
+        let check = CatchUnwind(Box::pin(shared.manager.check(&mut checkout.live().conn)));
+        let ok = matches!(bounded(check, || check_timeout).await, Some(Ok(Ok(()))));
         if !ok {
             checkout.close(CloseReason::CheckFailed);
             continue;

@@ -171,11 +171,16 @@ impl<M: Manager> Pool<M> {
     ) -> Result<PooledConnection<M>, Error<M::Error>> {
         let shared = &self.shared;
         let mut started: Option<Instant> = None;
+        // Whether this acquire queued at any point: then it counts as waited, however it is
+        // served in the end; otherwise as direct, counted by `begin` when it takes an idle
+        // connection (and taken back if that connection fails its reset or check).
+        let mut queued = false;
         loop {
-            let (policy, step) = self.begin(wait, started.is_none())?;
-            let (live, from_queue) = match step {
-                Step::Idle(live) => (live, false),
+            let (policy, step) = self.begin(wait, !queued)?;
+            let (live, counted_direct) = match step {
+                Step::Idle(live) => (live, !queued),
                 Step::Queued(rx, limit) => {
+                    queued = true;
                     maintenance::ensure_started(shared);
                     let start = *started.get_or_insert_with(Instant::now);
                     let waiter = Waiter::new(shared, rx);
@@ -187,7 +192,7 @@ impl<M: Manager> Pool<M> {
                         None => waiter.await,
                     };
                     match grant {
-                        Grant::Conn(live) => (live, true),
+                        Grant::Conn(live) => (live, false),
                         Grant::Failed(error) => return Err(Error::Connect(error)),
                         Grant::Closed => return Err(Error::Closed),
                     }
@@ -210,7 +215,7 @@ impl<M: Manager> Pool<M> {
             match prepared {
                 Some(mut live) => {
                     live.meta.uses += 1;
-                    let waited = from_queue.then(|| started.map(|s| s.elapsed())).flatten();
+                    let waited = queued.then(|| started.map(|s| s.elapsed())).flatten();
                     let leak = policy.track_leaks.then_some(caller);
                     if waited.is_some() || leak.is_some() {
                         shared.record_checkout(live.meta.id, waited, leak, shared.clock.now());
@@ -218,6 +223,11 @@ impl<M: Manager> Pool<M> {
                     return Ok(PooledConnection::new(live, Arc::clone(shared)));
                 }
                 None => {
+                    if counted_direct {
+                        let mut st = shared.lock();
+                        st.stats.acquires_direct -= 1;
+                        st.stats.wait_time.forget_zero();
+                    }
                     let start = *started.get_or_insert_with(Instant::now);
                     let deadline = limit.and_then(|limit| start.checked_add(limit));
                     if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -229,8 +239,8 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Takes an idle connection if nobody is queued, else queues the caller (and reserves a
-    /// connect if there is room). `first` counts a direct acquire in the stats.
-    fn begin(&self, wait: Wait, first: bool) -> Result<(Policy, Step<M>), Error<M::Error>> {
+    /// connect if there is room). `count_direct` counts a direct acquire in the stats.
+    fn begin(&self, wait: Wait, count_direct: bool) -> Result<(Policy, Step<M>), Error<M::Error>> {
         let mut st = self.shared.lock();
         if st.closed {
             return Err(Error::Closed);
@@ -238,7 +248,7 @@ impl<M: Manager> Pool<M> {
         let policy = st.policy();
         if st.waiting == 0 {
             if let Some(live) = st.pop_idle() {
-                if first {
+                if count_direct {
                     st.stats.acquires_direct += 1;
                     st.stats.wait_time.record_zero();
                 }

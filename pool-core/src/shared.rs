@@ -75,7 +75,7 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) wake: Arc<Notify>,
     /// Signalled when a closed pool has no connection and no connect left.
     pub(crate) drained: Notify,
-    /// Wakes connects sleeping in backoff after `signal_recovery`.
+    /// Wakes connects sleeping in backoff after `signal_recovery` or `close`.
     pub(crate) recovered: Notify,
     pub(crate) maintenance_started: AtomicBool,
 }
@@ -471,6 +471,8 @@ impl<M: Manager> Shared<M> {
         if drained {
             self.drained.notify_waiters();
         }
+        // Connects backing off see the pool closed and end now rather than try once more.
+        self.recovered.notify_waiters();
         self.wake.notify_one();
     }
 

@@ -184,6 +184,12 @@ impl WaitHistogram {
         self.count += 1;
     }
 
+    /// Takes back one `record_zero`.
+    pub(crate) fn forget_zero(&mut self) {
+        self.buckets[0] -= 1;
+        self.count -= 1;
+    }
+
     /// How many acquires were recorded.
     pub fn count(&self) -> u64 {
         self.count

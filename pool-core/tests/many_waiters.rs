@@ -106,8 +106,8 @@ async fn rounds_of_callers_that_all_time_out_leave_nobody_queued() {
 }
 
 /// Callers give up (their tasks are aborted, on the runtime's worker threads) while another
-/// thread closes the pool. Each must end either served, told `Closed`, or cancelled, and the
-/// counts must come out whole.
+/// thread closes the pool. Each must end either told `Closed` or cancelled, never with a
+/// panic from miscounting, and the counts must come out whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_giving_up_while_the_pool_closes() {
     const WAITERS: usize = 2_000;

@@ -391,7 +391,7 @@ pub fn assert_quiet(pool: &Pool<Mock>, outside: usize) -> impl Future<Output = S
         assert_eq!(
             stats.connects_ok,
             stats.closes.total() + (status.size + outside) as u64,
-            "{at}: opened connections not all accounted for (open, taken or closed): {status:?}, {stats:?}"
+            "{at}: opened connections not all open, taken or closed: {status:?}, {stats:?}"
         );
         status
     }
