@@ -50,11 +50,7 @@ impl Contender for Ours {
     }
 
     async fn cycle(&self, hold: bool) {
-        let conn = self.0.get().await.expect("unit acquire");
-        if hold {
-            tokio::task::yield_now().await;
-        }
-        drop(conn);
+        release(self.0.get().await.expect("unit acquire"), hold).await;
     }
 }
 
@@ -97,11 +93,7 @@ impl Contender for Deadpool {
     }
 
     async fn cycle(&self, hold: bool) {
-        let conn = self.0.get().await.expect("unit acquire");
-        if hold {
-            tokio::task::yield_now().await;
-        }
-        drop(conn);
+        release(self.0.get().await.expect("unit acquire"), hold).await;
     }
 }
 
@@ -140,10 +132,14 @@ impl Contender for Bb8 {
     }
 
     async fn cycle(&self, hold: bool) {
-        let conn = self.0.get().await.expect("unit acquire");
-        if hold {
-            tokio::task::yield_now().await;
-        }
-        drop(conn);
+        release(self.0.get().await.expect("unit acquire"), hold).await;
     }
+}
+
+/// Drops a checked-out connection, after one `yield_now` when `hold` is set.
+async fn release<T>(conn: T, hold: bool) {
+    if hold {
+        tokio::task::yield_now().await;
+    }
+    drop(conn);
 }
