@@ -142,6 +142,9 @@ impl<M: Manager> Builder<M> {
         let opened = crate::connector::open_initial(&shared, initial).await;
         match opened {
             Ok(()) => {
+                if initial > 0 {
+                    shared.health.connected();
+                }
                 maintenance::ensure_started(&shared);
                 Ok(Pool { shared })
             }

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::error::ConnectError;
+use crate::health::Health;
 use crate::manager::{ErrorKind, Manager};
 use crate::shared::Shared;
 
@@ -52,6 +53,11 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
             Ok(conn) => {
                 let mut st = shared.lock();
                 st.connecting -= 1;
+                // The server is back: connects still sleeping in their backoff try again now
+                // rather than when their pause ends, so a pool refills at once.
+                if st.failures > 0 {
+                    shared.recovered.notify_waiters();
+                }
                 st.failures = 0;
                 st.retry_at = None;
                 st.last_error = None;
@@ -63,6 +69,7 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
                 // Counted back above, under the same lock as the hand-over.
                 slot.shared = None;
                 shared.settle(st, back);
+                shared.health.connected();
                 tracing::debug!(target: "pool_core::connect", id, "opened a connection");
                 return;
             }
@@ -80,6 +87,11 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
             st.stats.connects_failed += 1;
             st.failures = st.failures.saturating_add(1);
             st.last_error = Some(Arc::clone(&error));
+            shared.health.worsen(if st.size() == 0 {
+                Health::Unavailable
+            } else {
+                Health::Degraded
+            });
             let pause = st.backoff();
             st.retry_at = Some(tokio::time::Instant::now() + pause);
             if permanent {

@@ -55,6 +55,25 @@ pub enum Error<E> {
     /// [`Pool::try_get`](crate::Pool::try_get) found no idle connection.
     #[error("no idle connection (try_get does not wait)")]
     NoIdle,
+    /// A [`ReadPool`](crate::roles::ReadPool) had no healthy replica and was told not to
+    /// fall back to the primary.
+    #[error("no healthy replica among {replicas}, and falling back to the primary is off")]
+    NoReplica {
+        /// How many replicas the read pool has.
+        replicas: usize,
+    },
+    /// [`Pool::get_retrying`](crate::Pool::get_retrying) gave up: the server stayed
+    /// unreachable. A web handler answers 503 to this.
+    #[error("service unavailable: no connection after {attempts} attempts in {waited:?}")]
+    ServiceUnavailable {
+        /// How many acquires were tried.
+        attempts: u32,
+        /// How long it tried in all.
+        waited: Duration,
+        /// The last attempt's timeout, with the last connect error in it.
+        #[source]
+        last: Box<TimeoutError<E>>,
+    },
 }
 
 impl<E> Error<E> {
@@ -64,6 +83,9 @@ impl<E> Error<E> {
         match self {
             Error::Connect(e) => e.backend(),
             Error::Timeout(t) => t.last_connect_error().and_then(ConnectError::backend),
+            Error::ServiceUnavailable { last, .. } => {
+                last.last_connect_error().and_then(ConnectError::backend)
+            }
             _ => None,
         }
     }
@@ -71,6 +93,16 @@ impl<E> Error<E> {
     /// True for [`Error::Timeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout(_))
+    }
+
+    /// True when the server could not be reached: [`Error::ServiceUnavailable`], or a
+    /// timeout while connects were failing. What a web handler answers with 503.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::ServiceUnavailable { .. } => true,
+            Error::Timeout(t) => t.last_connect_error().is_some(),
+            _ => false,
+        }
     }
 }
 

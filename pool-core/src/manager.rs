@@ -76,7 +76,9 @@ pub trait Manager: Send + Sync + 'static {
     ///
     /// `Drop` cannot await, so the pool runs this when the returned connection is next checked
     /// out, before `check`, bounded by [`Config::reset_timeout`](crate::Config::reset_timeout).
-    /// A connection is never handed out without it. An error closes the connection.
+    /// A used connection is never handed out without it, unless
+    /// [`needs_reset`](Self::needs_reset) says there is nothing to clean. An error closes the
+    /// connection.
     ///
     /// The default does nothing.
     fn reset(
@@ -87,8 +89,20 @@ pub trait Manager: Send + Sync + 'static {
         std::future::ready(Ok(()))
     }
 
-    /// Cheap synchronous test run when a connection is returned: `true` closes it instead of
-    /// pooling it (the socket is closed, or a request was left half-done).
+    /// Cheap synchronous test run before [`reset`](Self::reset) would: `false` says the
+    /// returned connection is clean (the caller changed no session state), so the reset is
+    /// skipped for this checkout. Drivers that track session state (an open transaction, a
+    /// changed setting) answer it from that; the others keep the default.
+    ///
+    /// The default says every used connection needs its reset.
+    fn needs_reset(&self, conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        true
+    }
+
+    /// Cheap synchronous test run when a connection is returned, and again when it is handed
+    /// out: `true` closes it instead of pooling or handing it out (the socket is closed, or a
+    /// request was left half-done). Unlike [`check`](Self::check), it is never skipped.
     ///
     /// The default says no connection is ever broken.
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {

@@ -15,11 +15,13 @@ use crate::checkout::Checkout;
 use crate::config::Config;
 use crate::connection::{ConnectionMetrics, Live, PooledConnection};
 use crate::error::{ConfigError, Error, TimeoutError, TimeoutStage};
+use crate::health::Health;
 use crate::maintenance;
 use crate::manager::Manager;
+use crate::retry::Retry;
 use crate::shared::{Policy, Shared};
 use crate::stats::{CloseReason, Stats, Status};
-use crate::waiter::{Grant, Waiter};
+use crate::waiter::{Grant, Queued, Waiter};
 
 /// A pool of connections made by a [`Manager`].
 ///
@@ -76,6 +78,23 @@ impl<M: Manager> fmt::Debug for Pool<M> {
     }
 }
 
+/// What a connection on its way out turned out to need.
+enum Inspected<'a, M: Manager> {
+    /// Nothing: hand it out.
+    Ready(Live<M::Connection>),
+    /// A reset, a check or both, under a guard that closes it if the caller goes away.
+    Work(Checkout<'a, M>, Work),
+    /// It was closed (expired, or broken while idle).
+    Closed,
+}
+
+/// The async steps a checkout needs.
+#[derive(Clone, Copy)]
+struct Work {
+    reset: bool,
+    check: bool,
+}
+
 /// How long an acquire may wait.
 #[derive(Clone, Copy)]
 enum Wait {
@@ -85,14 +104,28 @@ enum Wait {
     For(Duration),
     /// Not at all: only an idle connection will do.
     Never,
+    /// At most this long, and never past `Config::acquire_timeout`.
+    Capped(Duration),
+}
+
+impl Wait {
+    /// How long an acquire may take in all, given `Config::acquire_timeout`; `None` for no
+    /// limit. (`Never` queues for no time, but its reset and check get the configured limit.)
+    fn limit(self, configured: Option<Duration>) -> Option<Duration> {
+        match self {
+            Wait::Configured | Wait::Never => configured,
+            Wait::For(limit) => Some(limit),
+            Wait::Capped(limit) => Some(configured.map_or(limit, |c| c.min(limit))),
+        }
+    }
 }
 
 /// What [`Pool::begin`] found.
 enum Step<M: Manager> {
     /// An idle connection, now counted in use.
     Idle(Live<M::Connection>),
-    /// A place in the queue, and how long to wait there.
-    Queued(oneshot::Receiver<Grant<M>>, Option<Duration>),
+    /// A place in the queue, and when the acquire started.
+    Queued(oneshot::Receiver<Grant<M>>, Instant),
 }
 
 impl<M: Manager> Pool<M> {
@@ -176,32 +209,29 @@ impl<M: Manager> Pool<M> {
         // connection (and taken back if that connection fails its reset or check).
         let mut queued = false;
         loop {
-            let (policy, step) = self.begin(wait, !queued)?;
-            let (live, counted_direct) = match step {
-                Step::Idle(live) => (live, !queued),
-                Step::Queued(rx, limit) => {
+            let (policy, step) = self.begin(wait, !queued, started)?;
+            // The wait recorded in the stats for this grant, taken back if the connection
+            // turns out unusable and the caller queues again.
+            let mut recorded = None;
+            let live = match step {
+                Step::Idle(live) => live,
+                Step::Queued(rx, since) => {
                     queued = true;
+                    started = Some(since);
+                    // Deadlines are enforced by the background task, which must be running.
                     maintenance::ensure_started(shared);
-                    let start = *started.get_or_insert_with(Instant::now);
-                    let waiter = Waiter::new(shared, rx);
-                    let grant = match limit.and_then(|limit| start.checked_add(limit)) {
-                        Some(deadline) => match tokio::time::timeout_at(deadline, waiter).await {
-                            Ok(grant) => grant,
-                            Err(_) => return Err(self.timeout(start, TimeoutStage::Waiting)),
-                        },
-                        None => waiter.await,
-                    };
-                    match grant {
-                        Grant::Conn(live) => (live, false),
+                    match Waiter::new(shared, rx).await {
+                        Grant::Conn { live, waited } => {
+                            recorded = Some(waited);
+                            live
+                        }
                         Grant::Failed(error) => return Err(Error::Connect(error)),
+                        Grant::TimedOut => return Err(self.timeout(since, TimeoutStage::Waiting)),
                         Grant::Closed => return Err(Error::Closed),
                     }
                 }
             };
-            let limit = match wait {
-                Wait::Configured | Wait::Never => policy.acquire_timeout,
-                Wait::For(limit) => Some(limit),
-            };
+            let limit = wait.limit(policy.acquire_timeout);
             // The fast path reads no real clock: the deadline is only worked out if a reset or
             // check has to wait, and then the acquire counts as started at that moment. That
             // start is kept, so a caller whose connection fails gets no fresh limit.
@@ -209,24 +239,45 @@ impl<M: Manager> Pool<M> {
                 let start = *started.get_or_insert_with(Instant::now);
                 limit.and_then(|limit| start.checked_add(limit))
             };
-            let prepared = self
-                .prepare(Checkout::new(shared, live), &policy, deadline)
-                .await;
+            // Most checkouts need neither a reset nor a check: they skip the async part.
+            let prepared = match self.inspect(live, &policy) {
+                Inspected::Ready(live) => Some(live),
+                Inspected::Work(checkout, work) => {
+                    self.prepare(checkout, work, &policy, deadline).await
+                }
+                Inspected::Closed => None,
+            };
             match prepared {
                 Some(mut live) => {
                     live.meta.uses += 1;
-                    let waited = queued.then(|| started.map(|s| s.elapsed())).flatten();
-                    let leak = policy.track_leaks.then_some(caller);
-                    if waited.is_some() || leak.is_some() {
-                        shared.record_checkout(live.meta.id, waited, leak, shared.clock.now());
+                    if queued && recorded.is_none() {
+                        // Queued once, then served directly after the connection it was sent
+                        // failed: still a waited acquire.
+                        let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
+                        let mut st = shared.lock();
+                        st.stats.acquires_waited += 1;
+                        st.stats.wait_time.record(waited);
+                    }
+                    shared.health.served();
+                    if policy.track_leaks {
+                        shared.watch_leak(live.meta.id, caller, shared.clock.now());
                     }
                     return Ok(PooledConnection::new(live, Arc::clone(shared)));
                 }
                 None => {
-                    if counted_direct {
+                    {
                         let mut st = shared.lock();
-                        st.stats.acquires_direct -= 1;
-                        st.stats.wait_time.forget_zero();
+                        match recorded {
+                            Some(waited) => {
+                                st.stats.acquires_waited -= 1;
+                                st.stats.wait_time.forget(waited);
+                            }
+                            None if !queued => {
+                                st.stats.acquires_direct -= 1;
+                                st.stats.wait_time.forget(Duration::ZERO);
+                            }
+                            None => {}
+                        }
                     }
                     let start = *started.get_or_insert_with(Instant::now);
                     let deadline = limit.and_then(|limit| start.checked_add(limit));
@@ -239,8 +290,14 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Takes an idle connection if nobody is queued, else queues the caller (and reserves a
-    /// connect if there is room). `count_direct` counts a direct acquire in the stats.
-    fn begin(&self, wait: Wait, count_direct: bool) -> Result<(Policy, Step<M>), Error<M::Error>> {
+    /// connect if there is room). `count_direct` counts a direct acquire in the stats;
+    /// `started` is when the acquire first queued, if it did.
+    fn begin(
+        &self,
+        wait: Wait,
+        count_direct: bool,
+        started: Option<Instant>,
+    ) -> Result<(Policy, Step<M>), Error<M::Error>> {
         let mut st = self.shared.lock();
         if st.closed {
             return Err(Error::Closed);
@@ -255,43 +312,91 @@ impl<M: Manager> Pool<M> {
                 return Ok((policy, Step::Idle(live)));
             }
         }
-        let limit = match wait {
-            Wait::Never => return Err(Error::NoIdle),
-            Wait::For(limit) => Some(limit),
-            Wait::Configured => policy.acquire_timeout,
-        };
+        if let Wait::Never = wait {
+            return Err(Error::NoIdle);
+        }
+        let limit = wait.limit(policy.acquire_timeout);
         if let Some(max_waiters) = st.config.max_waiters.filter(|&m| st.waiting >= m) {
             st.stats.acquires_rejected += 1;
             return Err(Error::Rejected { max_waiters });
         }
+        let since = started.unwrap_or_else(Instant::now);
+        let deadline = limit.and_then(|limit| since.checked_add(limit));
         let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(tx);
+        st.waiters.push_back(Queued {
+            tx,
+            since,
+            deadline,
+        });
         st.waiting += 1;
+        // The background task sleeps until the earliest deadline it knows of; only a caller
+        // due before that has to wake it.
+        let mut wake = false;
+        if let Some(at) = deadline {
+            if st.next_deadline.is_none_or(|next| at < next) {
+                st.next_deadline = Some(at);
+                wake = st.sleeping_until.is_none_or(|until| at < until);
+            }
+        }
         self.shared.settle(st, None);
-        Ok((policy, Step::Queued(rx, limit)))
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok((policy, Step::Queued(rx, since)))
     }
 
-    /// Resets and checks a connection on its way out; `None` if it had to be closed.
+    /// Looks at a connection on its way out, without awaiting: closes it if it expired or
+    /// broke while idle, and says whether it needs a reset or a check first.
+    fn inspect<'a>(&'a self, mut live: Live<M::Connection>, policy: &Policy) -> Inspected<'a, M> {
+        let shared = &self.shared;
+        let manager = &shared.manager;
+        let now = shared.clock.now();
+        let close = if live.meta.expired(now, policy.max_lifetime) {
+            Some(CloseReason::Expired)
+        } else if manager.has_broken(&mut live.conn) {
+            // Asked again on the way out, as it costs nothing: a connection the server closed
+            // while it sat idle is caught even when the checkout check is skipped.
+            Some(CloseReason::Broken)
+        } else {
+            None
+        };
+        if let Some(reason) = close {
+            Checkout::new(shared, live).close(reason);
+            return Inspected::Closed;
+        }
+        if live.meta.dirty && !manager.needs_reset(&mut live.conn) {
+            live.meta.dirty = false;
+        }
+        let fresh = now.saturating_sub(live.meta.last_active()) < policy.skip_check_within;
+        let work = Work {
+            reset: live.meta.dirty,
+            check: policy.check_on_checkout && !fresh,
+        };
+        if work.reset || work.check {
+            Inspected::Work(Checkout::new(shared, live), work)
+        } else {
+            Inspected::Ready(live)
+        }
+    }
+
+    /// Resets and checks a connection on its way out, as `work` says; `None` if it had to be
+    /// closed.
     async fn prepare(
         &self,
         mut checkout: Checkout<'_, M>,
+        work: Work,
         policy: &Policy,
         mut deadline: impl FnMut() -> Option<Instant>,
     ) -> Option<Live<M::Connection>> {
         let shared = &self.shared;
         let manager = &shared.manager;
-        let now = shared.clock.now();
         let live = checkout.live();
-        if live.meta.expired(now, policy.max_lifetime) {
-            checkout.close(CloseReason::Expired);
-            return None;
-        }
         let mut left = || {
             deadline().map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             })
         };
-        if live.meta.dirty {
+        if work.reset {
             let limit = || policy.reset_timeout.min(left());
             if !matches!(
                 bounded(manager.reset(&mut live.conn), limit).await,
@@ -302,8 +407,7 @@ impl<M: Manager> Pool<M> {
             }
             live.meta.dirty = false;
         }
-        let fresh = now.saturating_sub(live.meta.last_active()) < policy.skip_check_within;
-        if policy.check_on_checkout && !fresh {
+        if work.check {
             let limit = || policy.check_timeout.min(left());
             if !matches!(
                 bounded(manager.check(&mut live.conn), limit).await,
@@ -320,6 +424,9 @@ impl<M: Manager> Pool<M> {
     fn timeout(&self, start: Instant, stage: TimeoutStage) -> Error<M::Error> {
         let mut st = self.shared.lock();
         st.stats.acquires_timed_out += 1;
+        if st.last_error.is_some() && st.size() == 0 {
+            self.shared.health.worsen(Health::Unavailable);
+        }
         Error::Timeout(TimeoutError {
             waited: start.elapsed(),
             stage,
@@ -328,6 +435,85 @@ impl<M: Manager> Pool<M> {
             waiting: st.waiting,
             last_error: st.last_error.clone(),
         })
+    }
+
+    /// Checks out a connection like [`get`](Self::get), but keeps trying while the server is
+    /// unreachable, pausing between attempts as `retry` says, and gives up with
+    /// [`Error::ServiceUnavailable`] (carrying the number of attempts and the last error) once
+    /// [`Retry::give_up_after`] has passed. A pause ends at once when the pool recovers.
+    ///
+    /// Meant for requests that should wait out a short outage or a failover but answer
+    /// "unavailable" (HTTP 503) rather than hang when it lasts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ServiceUnavailable`] when it gave up; at once, without retrying:
+    /// [`Error::Connect`] (a permanent connect error such as a wrong password: waiting cannot
+    /// fix it), [`Error::Rejected`] and [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`get`](Self::get): dropping the future, during an attempt or a pause, loses nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn handler<M: pool_core::Manager>(pool: pool_core::Pool<M>) -> u16 {
+    /// use pool_core::{Error, Retry};
+    ///
+    /// match pool.get_retrying(&Retry::default()).await {
+    ///     Ok(conn) => 200,
+    ///     Err(Error::ServiceUnavailable { .. }) => 503,
+    ///     Err(_) => 500,
+    /// }
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn get_retrying<'a>(
+        &'a self,
+        retry: &'a Retry,
+    ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + 'a {
+        let caller = Location::caller();
+        async move {
+            let start = Instant::now();
+            let mut attempts = 0u32;
+            let mut delay = retry.initial_delay;
+            loop {
+                attempts = attempts.saturating_add(1);
+                let unbounded = retry.until_first_success && !self.shared.health.ever_connected();
+                let give_up = retry
+                    .give_up_after
+                    .filter(|_| !unbounded)
+                    .and_then(|after| start.checked_add(after));
+                let left = give_up.map_or(Duration::MAX, |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
+                let limit = retry.attempt_timeout.min(left);
+                // Made before the attempt, so a recovery while it fails still ends the pause.
+                let recovered = self.shared.health.recovered.notified();
+                let timeout = match self.acquire(Wait::Capped(limit), caller).await {
+                    Ok(conn) => return Ok(conn),
+                    Err(Error::Timeout(timeout)) => timeout,
+                    Err(other) => return Err(other),
+                };
+                let (pause, next) = retry.pause(delay);
+                delay = next;
+                let now = Instant::now();
+                if give_up.is_some_and(|at| now + pause >= at) {
+                    return Err(Error::ServiceUnavailable {
+                        attempts,
+                        waited: now.saturating_duration_since(start),
+                        last: Box::new(timeout),
+                    });
+                }
+                let _ = tokio::time::timeout(pause, recovered).await;
+            }
+        }
+    }
+
+    /// What the pool has lately seen of its server; one atomic load.
+    pub fn health(&self) -> Health {
+        self.shared.health.get()
     }
 
     /// The pool's counts right now.
@@ -371,7 +557,7 @@ impl<M: Manager> Pool<M> {
     pub fn update_config(&self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
         let mut st = self.shared.lock();
-        st.config = config;
+        st.set_config(config);
         let excess = st
             .size()
             .saturating_sub(st.config.max_size)

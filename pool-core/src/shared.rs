@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::{nanos, Clock, Nanos};
 use crate::config::{Config, IdleOrder};
 use crate::connection::{Live, Meta};
 use crate::error::ConnectError;
+use crate::health::{Health, HealthState};
 use crate::leak::{self, LeakRecord};
 use crate::manager::Manager;
 use crate::stats::{CloseReason, Stats, Status};
-use crate::waiter::Grant;
+use crate::waiter::{Grant, Queued};
 
 /// What a connection found in the pool went through before it was handed out.
 #[derive(Clone, Copy)]
@@ -38,13 +39,20 @@ pub(crate) struct Policy {
 }
 
 pub(crate) struct State<M: Manager> {
+    /// Changed only through `set_config`, which keeps `policy` in step.
     pub(crate) config: Config,
+    policy: Policy,
     pub(crate) idle: VecDeque<Live<M::Connection>>,
     pub(crate) in_use: usize,
     pub(crate) connecting: usize,
-    /// Queued callers, oldest first. Some senders may belong to callers that gave up
+    /// Queued callers, oldest first. Some entries may belong to callers that gave up
     /// (`abandoned` of them); they are skipped when met and purged when they pile up.
-    pub(crate) waiters: VecDeque<oneshot::Sender<Grant<M>>>,
+    pub(crate) waiters: VecDeque<Queued<M>>,
+    /// No queued caller's deadline is earlier than this (it may be earlier than every one).
+    pub(crate) next_deadline: Option<Instant>,
+    /// When the background task wakes next on its own; `None` while it is awake (or not
+    /// running), and then it looks at `next_deadline` before it sleeps again.
+    pub(crate) sleeping_until: Option<Instant>,
     /// Callers queued and still waiting.
     pub(crate) waiting: usize,
     pub(crate) abandoned: usize,
@@ -78,6 +86,7 @@ pub(crate) struct Shared<M: Manager> {
     /// Wakes connects sleeping in backoff after `signal_recovery` or `close`.
     pub(crate) recovered: Notify,
     pub(crate) maintenance_started: AtomicBool,
+    pub(crate) health: HealthState,
 }
 
 impl<M: Manager> State<M> {
@@ -96,8 +105,20 @@ impl<M: Manager> State<M> {
         }
     }
 
+    /// What checkouts follow now; worked out once per configuration, not per acquire.
     pub(crate) fn policy(&self) -> Policy {
-        let c = &self.config;
+        self.policy
+    }
+
+    /// Replaces the configuration and what follows from it.
+    pub(crate) fn set_config(&mut self, config: Config) {
+        self.policy = Policy::of(&config);
+        self.config = config;
+    }
+}
+
+impl Policy {
+    fn of(c: &Config) -> Policy {
         Policy {
             check_on_checkout: c.check_on_checkout,
             skip_check_within: nanos(c.skip_check_within),
@@ -108,7 +129,9 @@ impl<M: Manager> State<M> {
             track_leaks: c.leak_threshold.is_some(),
         }
     }
+}
 
+impl<M: Manager> State<M> {
     pub(crate) fn pop_idle(&mut self) -> Option<Live<M::Connection>> {
         let live = match self.config.idle_order {
             IdleOrder::Fifo => self.idle.pop_front(),
@@ -124,9 +147,7 @@ impl<M: Manager> State<M> {
             Some(CloseReason::PoolClosed)
         } else if meta.generation != self.generation || self.size() >= self.config.max_size {
             Some(CloseReason::Retired)
-        } else if now
-            .is_some_and(|now| meta.expired(now, self.config.max_lifetime.map_or(u64::MAX, nanos)))
-        {
+        } else if now.is_some_and(|now| meta.expired(now, self.policy.max_lifetime)) {
             Some(CloseReason::Expired)
         } else if self.config.max_uses.is_some_and(|max| meta.uses >= max) {
             Some(CloseReason::MaxUses)
@@ -150,19 +171,23 @@ impl<M: Manager> State<M> {
             let Some(waiter) = self.waiters.pop_front() else {
                 break;
             };
-            if waiter.is_closed() {
+            if waiter.tx.is_closed() {
                 self.abandoned -= 1;
                 continue;
             }
-            match waiter.send(Grant::Conn(live)) {
+            // Recorded here, under the lock taken anyway, so the caller needs no lock of its own.
+            let waited = waiter.since.elapsed();
+            match waiter.tx.send(Grant::Conn { live, waited }) {
                 Ok(()) => {
                     self.waiting -= 1;
                     self.in_use += 1;
+                    self.stats.acquires_waited += 1;
+                    self.stats.wait_time.record(waited);
                     return Ok(());
                 }
                 // Receivers close only under this lock, after `is_closed` said no, so this cannot
                 // happen; stay correct anyway and try the next waiter.
-                Err(Grant::Conn(back)) => live = back,
+                Err(Grant::Conn { live: back, .. }) => live = back,
                 Err(_) => unreachable!("a send returns what it was given"),
             }
         }
@@ -178,16 +203,49 @@ impl<M: Manager> State<M> {
             let Some(waiter) = self.waiters.pop_front() else {
                 break;
             };
-            if waiter.is_closed() {
+            if waiter.tx.is_closed() {
                 self.abandoned -= 1;
                 continue;
             }
             self.waiting -= 1;
-            let _ = waiter.send(Grant::Failed(Arc::clone(error)));
+            let _ = waiter.tx.send(Grant::Failed(Arc::clone(error)));
             if !all {
                 break;
             }
         }
+    }
+
+    /// Sends a timeout to every queued caller whose deadline is `now` or earlier, and works out
+    /// the next deadline.
+    pub(crate) fn expire_waiters(&mut self, now: Instant) {
+        if self.next_deadline.is_none_or(|at| at > now) {
+            return;
+        }
+        let mut next: Option<Instant> = None;
+        let (mut expired, mut gone) = (0, 0);
+        // One turn of the queue in place: each entry is taken from the front and either ended
+        // or put back at the end, so the order of those kept does not change.
+        for _ in 0..self.waiters.len() {
+            let Some(waiter) = self.waiters.pop_front() else {
+                break;
+            };
+            if waiter.tx.is_closed() {
+                gone += 1;
+            } else if waiter.deadline.is_some_and(|at| at <= now) {
+                // The receiver is open and grants are only sent under this lock, so it takes
+                // this one.
+                let _ = waiter.tx.send(Grant::TimedOut);
+                expired += 1;
+            } else {
+                if let Some(at) = waiter.deadline {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+                self.waiters.push_back(waiter);
+            }
+        }
+        self.waiting -= expired;
+        self.abandoned -= gone;
+        self.next_deadline = next;
     }
 
     /// Connections still wanted: queued callers, the `min_idle` shortfall and what a lazy build
@@ -263,11 +321,14 @@ impl<M: Manager> Shared<M> {
             clock: Clock::new(Arc::clone(&wake)),
             manager,
             state: Mutex::new(State {
+                policy: Policy::of(&config),
                 config,
                 idle: VecDeque::new(),
                 in_use: 0,
                 connecting: 0,
                 waiters: VecDeque::new(),
+                next_deadline: None,
+                sleeping_until: None,
                 waiting: 0,
                 abandoned: 0,
                 closed: false,
@@ -286,6 +347,7 @@ impl<M: Manager> Shared<M> {
             drained: Notify::new(),
             recovered: Notify::new(),
             maintenance_started: AtomicBool::new(false),
+            health: HealthState::new(),
         }
     }
 
@@ -406,6 +468,7 @@ impl<M: Manager> Shared<M> {
         st.stats.closes.add(reason);
         if reason == CloseReason::CheckFailed {
             st.stats.checks_failed += 1;
+            self.health.worsen(Health::Degraded);
         }
         self.settle(st, Some((live, reason)));
     }
@@ -418,31 +481,17 @@ impl<M: Manager> Shared<M> {
         self.settle(st, None);
     }
 
-    /// Records a checkout that needs bookkeeping beyond the fast path: a wait time, a leak
-    /// watch, or both.
-    pub(crate) fn record_checkout(
-        &self,
-        id: u64,
-        waited: Option<Duration>,
-        leak: Option<&'static Location<'static>>,
-        now: Nanos,
-    ) {
-        let mut st = self.lock();
-        if let Some(waited) = waited {
-            st.stats.acquires_waited += 1;
-            st.stats.wait_time.record(waited);
-        }
-        if let Some(caller) = leak {
-            st.leaks.insert(
+    /// Starts watching a checked-out connection for leaks.
+    pub(crate) fn watch_leak(&self, id: u64, caller: &'static Location<'static>, now: Nanos) {
+        self.lock().leaks.insert(
+            id,
+            LeakRecord {
                 id,
-                LeakRecord {
-                    id,
-                    since: now,
-                    caller,
-                    warned: false,
-                },
-            );
-        }
+                since: now,
+                caller,
+                warned: false,
+            },
+        );
     }
 
     /// Closes the pool: queued callers get `Closed` now, idle connections are closed now, the
@@ -456,7 +505,7 @@ impl<M: Manager> Shared<M> {
         // Sent under the lock: a waiter giving up at the same moment must see either the
         // grant or its own place in the count, never neither.
         for waiter in std::mem::take(&mut st.waiters) {
-            let _ = waiter.send(Grant::Closed);
+            let _ = waiter.tx.send(Grant::Closed);
         }
         st.waiting = 0;
         st.abandoned = 0;

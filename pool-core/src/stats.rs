@@ -184,9 +184,10 @@ impl WaitHistogram {
         self.count += 1;
     }
 
-    /// Takes back one `record_zero`.
-    pub(crate) fn forget_zero(&mut self) {
-        self.buckets[0] -= 1;
+    /// Takes back one `record` of `wait` (the maximum stays).
+    pub(crate) fn forget(&mut self, wait: Duration) {
+        let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        self.buckets[Self::index(us)] -= 1;
         self.count -= 1;
     }
 

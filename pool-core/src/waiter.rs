@@ -1,16 +1,20 @@
 //! A caller queued for a connection.
 //!
-//! The queue holds one `oneshot::Sender` per caller; whoever frees a connection sends it to the
-//! oldest caller still waiting. The caller's side, [`Waiter`], is an RAII guard: if the caller
-//! gives up after a connection was sent to it, dropping the guard passes that connection on, so
-//! a cancelled waiter never swallows a wake-up.
+//! The queue holds one [`Queued`] entry per caller; whoever frees a connection sends it to the
+//! oldest caller still waiting, and the background task sends a timeout to callers whose
+//! deadline passed (one timer for the whole queue, rather than one per caller). The caller's
+//! side, [`Waiter`], is an RAII guard: if the caller gives up after a connection was sent to it,
+//! dropping the guard passes that connection on, so a cancelled waiter never swallows a
+//! wake-up.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::connection::Live;
 use crate::error::ConnectError;
@@ -19,12 +23,26 @@ use crate::shared::Shared;
 
 /// What a queued caller is sent.
 pub(crate) enum Grant<M: Manager> {
-    /// A connection, already counted in `in_use` for the caller.
-    Conn(Live<M::Connection>),
+    /// A connection, already counted in `in_use` for the caller, and the wait already recorded
+    /// in the stats.
+    Conn {
+        live: Live<M::Connection>,
+        waited: Duration,
+    },
     /// A permanent connect error.
     Failed(Arc<ConnectError<M::Error>>),
+    /// The caller's deadline passed.
+    TimedOut,
     /// The pool was closed.
     Closed,
+}
+
+/// A caller's place in the queue.
+pub(crate) struct Queued<M: Manager> {
+    pub(crate) tx: oneshot::Sender<Grant<M>>,
+    /// When the caller's acquire started (its first time in the queue).
+    pub(crate) since: Instant,
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// The caller's end of its place in the queue.
@@ -69,19 +87,22 @@ impl<M: Manager> Drop for Waiter<'_, M> {
         // arrive is seen by `try_recv`.
         rx.close();
         match rx.try_recv() {
-            Ok(Grant::Conn(live)) => {
+            Ok(Grant::Conn { live, waited }) => {
+                // The caller never got it: the wait recorded for it did not end in a checkout.
+                st.stats.acquires_waited -= 1;
+                st.stats.wait_time.forget(waited);
                 st.in_use -= 1;
                 let back = st.put_back(live, None).err();
                 self.shared.settle(st, back);
             }
-            Ok(Grant::Failed(_) | Grant::Closed) => {}
+            Ok(Grant::Failed(_) | Grant::TimedOut | Grant::Closed) => {}
             Err(_) => {
                 st.waiting -= 1;
                 st.abandoned += 1;
                 // Purge senders of callers who gave up once they outnumber the live ones, so
                 // rounds of timeouts without any release cannot grow the queue.
                 if st.abandoned > 32 && st.abandoned > st.waiting {
-                    st.waiters.retain(|w| !w.is_closed());
+                    st.waiters.retain(|w| !w.tx.is_closed());
                     st.abandoned = 0;
                 }
             }

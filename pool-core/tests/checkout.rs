@@ -307,3 +307,42 @@ async fn fifo_picks_the_longest_idle_connection_and_lifo_the_last_returned() {
     let (returned, picked) = picked_after_returning_in_order(IdleOrder::Lifo).await;
     assert_eq!(picked, returned[2]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_broke_while_idle_is_not_handed_out_even_within_the_skip_window() {
+    let mock = Mock::new();
+    let pool = pool(&mock, 1);
+    let first = pool.get().await.unwrap().id;
+
+    // It breaks while idle (the server closed it), right after its last use, so the checkout
+    // check would be skipped.
+    mock.set_broken(true);
+    let mut get = std::pin::pin!(pool.get());
+    assert!(common::poll_once(get.as_mut()).is_pending());
+    mock.set_broken(false);
+    let conn = get.await.unwrap();
+
+    assert_ne!(conn.id, first, "a new connection, not the broken one");
+    assert_eq!(mock.checks(), 0, "caught without a check");
+    assert_eq!(pool.stats().closes.get(CloseReason::Broken), 1);
+    drop(conn);
+    assert_quiet(&pool, 0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_is_skipped_when_the_manager_says_the_connection_is_clean() {
+    let mock = Mock::new();
+    mock.track_state(true);
+    let pool = pool(&mock, 1);
+
+    drop(pool.get().await.unwrap());
+    drop(pool.get().await.unwrap());
+    assert_eq!(mock.resets(), 0, "left clean: nothing to reset");
+
+    pool.get().await.unwrap().dirty = true;
+    let conn = pool.get().await.unwrap();
+    assert_eq!(mock.resets(), 1, "left dirty: reset before reuse");
+    assert!(!conn.dirty);
+    drop(conn);
+    assert_quiet(&pool, 0).await;
+}

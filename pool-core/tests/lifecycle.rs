@@ -805,3 +805,25 @@ fn build_lazy_works_outside_a_runtime() {
         assert_quiet(&pool, 0).await;
     });
 }
+
+/// A connection returned with session state left behind (an open transaction, say) is reset in
+/// the background within a maintenance interval, not only at its next checkout, so it does
+/// not hold server-side locks while it sits idle.
+#[tokio::test(start_paused = true)]
+async fn a_returned_connection_is_reset_while_it_sits_idle() {
+    let mock = Mock::new();
+    let pool = Pool::builder(mock.clone())
+        .max_size(1)
+        .maintenance_interval(Duration::from_secs(1))
+        .build_lazy()
+        .unwrap();
+    pool.get().await.unwrap().dirty = true;
+    assert_eq!(mock.resets(), 0);
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(mock.resets(), 1, "reset without waiting for a checkout");
+    let conn = pool.get().await.unwrap();
+    assert!(!conn.dirty);
+    assert_eq!(mock.resets(), 1, "not reset a second time at checkout");
+    drop(conn);
+}

@@ -28,6 +28,7 @@ fn the_pools_futures_and_handles_can_cross_threads() {
     let pool = Pool::builder(Mock::new()).build_lazy().unwrap();
     assert_send(&pool.get());
     assert_send(&pool.get_timeout(Duration::from_secs(1)));
+    assert_send(&pool.get_retrying(&pool_core::Retry::default()));
     assert_send(&pool.try_get());
     assert_send(&pool.close_and_wait(Duration::from_secs(1)));
     assert!(

@@ -285,3 +285,40 @@ async fn one_waiter_more_than_max_waiters_is_rejected_at_once() {
     drop(pool.get().await.unwrap());
     assert_quiet(&pool, 0).await;
 }
+
+/// Deadlines are kept by the pool's background task. When the runtime it ran on shuts down, the
+/// next acquire starts it again on its own runtime, so a pool used from one runtime after
+/// another still times out rather than waits forever.
+#[test]
+fn deadlines_hold_after_the_first_runtime_is_gone() {
+    let mock = Mock::new();
+    let pool = pool(&mock, 1);
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = first.block_on(async { pool.get().await.unwrap() });
+    drop(first);
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        let started = Instant::now();
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            pool.get_timeout(Duration::from_millis(50)),
+        )
+        .await
+        .expect("the acquire ends by its own deadline")
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Timeout(t) if t.stage() == TimeoutStage::Waiting),
+            "{err:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        drop(held);
+        drop(pool.get().await.expect("the returned connection serves"));
+    });
+}

@@ -87,6 +87,8 @@ impl Plan {
 struct Inner {
     plans: Mutex<[Plan; 3]>,
     broken: AtomicBool,
+    /// Makes `needs_reset` answer from each connection's `dirty` flag instead of always yes.
+    tracks_state: AtomicBool,
     next_id: AtomicU64,
     connects_attempted: AtomicUsize,
     connects_ok: AtomicUsize,
@@ -200,6 +202,12 @@ impl Mock {
         self.inner.broken.store(broken, SeqCst);
     }
 
+    /// Makes `needs_reset` say whether a returned connection was left dirty, as a driver that
+    /// tracks session state would.
+    pub fn track_state(&self, on: bool) {
+        self.inner.tracks_state.store(on, SeqCst);
+    }
+
     pub fn connects_attempted(&self) -> usize {
         self.inner.connects_attempted.load(SeqCst)
     }
@@ -271,6 +279,10 @@ impl Manager for Mock {
         self.inner.perform(Op::Reset).await?;
         conn.dirty = false;
         Ok(())
+    }
+
+    fn needs_reset(&self, conn: &mut MockConn) -> bool {
+        !self.inner.tracks_state.load(SeqCst) || conn.dirty
     }
 
     fn has_broken(&self, conn: &mut MockConn) -> bool {

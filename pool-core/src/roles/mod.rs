@@ -1,0 +1,52 @@
+//! Typed pools for read/write splitting: [`WritePool`] (the primary), [`ReadPool`] (replicas,
+//! load-balanced and health-checked, falling back to the primary), [`AdminPool`] (a small pool
+//! with its own credentials for migrations and DDL), grouped in [`DatabasePools`].
+//!
+//! Each hands out its own guard type, so the compiler keeps writes off replicas: a function
+//! that needs a [`WriteConnection`] cannot be given a [`ReadConnection`].
+//!
+//! ```compile_fail
+//! # use pool_core::roles::{ReadConnection, WriteConnection, DatabasePools};
+//! # use pool_core::Manager;
+//! fn record_order<M: Manager>(conn: &mut WriteConnection<M>) { /* INSERT ... */ }
+//!
+//! async fn handler<M: Manager>(pools: DatabasePools<M>) {
+//!     let mut conn: ReadConnection<M> = pools.read().await.unwrap();
+//!     record_order(&mut conn); // error: expected `WriteConnection`, found `ReadConnection`
+//! }
+//! ```
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # async fn example<M: pool_core::Manager>(
+//! #     primary: pool_core::Pool<M>,
+//! #     replicas: Vec<pool_core::Pool<M>>,
+//! # ) -> Result<(), pool_core::Error<M::Error>> {
+//! use std::time::Duration;
+//! use pool_core::roles::{DatabasePools, ReadPool, Session, WritePool};
+//!
+//! let pools = DatabasePools::new(WritePool::new(primary.clone()), ReadPool::new(replicas))
+//!     .read_your_writes(Duration::from_secs(2));
+//! let mut session = Session::new(); // one per user, say
+//! {
+//!     let conn = pools.write_for(&mut session).await?;
+//!     // INSERT ...
+//! }
+//! // Within 2 s of the write, this caller's reads go to the primary.
+//! let conn = pools.read_for(&session).await?;
+//! # Ok(()) }
+//! ```
+
+mod balance;
+mod database;
+mod read;
+mod replica;
+mod replication;
+mod typed;
+
+pub use balance::{Balance, Fallback};
+pub use database::{DatabasePools, Session};
+pub use read::{ReadConnection, ReadPool, Source};
+pub use replication::Replication;
+pub use typed::{AdminConnection, AdminPool, WriteConnection, WritePool};

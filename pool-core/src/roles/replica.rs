@@ -1,0 +1,72 @@
+//! One replica of a [`ReadPool`](super::ReadPool): its pool, whether it is up, and the
+//! background probe that brings it back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::{Manager, Pool};
+
+/// How a replica marked down is probed until it answers again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    /// The first pause before probing; it doubles after each failed probe.
+    pub(crate) initial: Duration,
+    /// The longest pause between probes.
+    pub(crate) max: Duration,
+    /// How long one probe may wait for a connection.
+    pub(crate) timeout: Duration,
+}
+
+pub(crate) struct Replica<M: Manager> {
+    pub(crate) index: usize,
+    pub(crate) pool: Pool<M>,
+    down: AtomicBool,
+}
+
+impl<M: Manager> Replica<M> {
+    pub(crate) fn new(index: usize, pool: Pool<M>) -> Self {
+        Replica {
+            index,
+            pool,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+
+    /// Takes the replica out of rotation and starts probing it in the background; it comes
+    /// back once a probe gets a (checked) connection.
+    pub(crate) fn mark_down(self: &Arc<Self>, why: &dyn std::fmt::Display, probe: Probe) {
+        if self.down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(target: "pool_core::roles", replica = self.index, error = %why, "replica marked down");
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(probe_until_up(Arc::downgrade(self), probe));
+            }
+            // No runtime to probe from: let the next read try it.
+            Err(_) => self.down.store(false, Ordering::Release),
+        }
+    }
+}
+
+/// Probes with backoff until the replica answers, or until its read pool is gone.
+async fn probe_until_up<M: Manager>(replica: Weak<Replica<M>>, probe: Probe) {
+    let mut pause = probe.initial;
+    loop {
+        tokio::time::sleep(pause).await;
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        if replica.pool.get_timeout(probe.timeout).await.is_ok() {
+            replica.down.store(false, Ordering::Release);
+            tracing::info!(target: "pool_core::roles", replica = replica.index, "replica back in rotation");
+            return;
+        }
+        pause = (pause * 2).min(probe.max);
+    }
+}

@@ -1,0 +1,22 @@
+//! [`Replication`]: how far a server's replication has got, for read-your-writes.
+
+use std::future::Future;
+
+use crate::Manager;
+
+/// A manager whose servers can say how far replication has got, as a position that only grows
+/// (PostgreSQL's WAL LSN). With it, [`DatabasePools::read_for`](super::DatabasePools::read_for)
+/// can send a caller's read to a replica that has already replayed the caller's last write.
+pub trait Replication: Manager {
+    /// On the primary: the position just after everything written so far.
+    fn write_position(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// On a replica: the position replayed so far.
+    fn replay_position(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+}
