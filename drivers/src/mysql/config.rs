@@ -1,0 +1,195 @@
+//! [`Config`]: where the MySQL server is and how the pool behaves.
+
+use std::fmt;
+
+use mysql_async::{Opts, UrlError};
+
+use super::{Error, Manager, Pool};
+use crate::settings::{pool_from_env, redact_url, url_from_env};
+use crate::InvalidConfig;
+
+/// Settings of a MySQL (or MariaDB) pool: a connection URL and the pool's own settings.
+///
+/// The URL is `mysql://user:password@host:port/database?options`, with the options
+/// [`mysql_async::Opts`] knows (`prefer_socket=false`, `stmt_cache_size=64`, ...).
+/// `Debug` hides the password.
+///
+/// # Examples
+///
+/// ```
+/// let config = pool_drivers::mysql::Config::from_url("mysql://app:s3cret@127.0.0.1:3306/app")?;
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// let pool = config.create_pool()?;
+/// # Ok::<(), pool_drivers::InvalidConfig>(())
+/// ```
+#[derive(Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[non_exhaustive]
+pub struct Config {
+    /// `mysql://user:password@host:port/database?options`.
+    pub url: String,
+    /// The pool's settings.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub pool: pool_core::Config,
+}
+
+impl Config {
+    /// A configuration for `url` with the default pool settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming what is wrong with the URL (its scheme, an unknown option, a
+    /// value that does not parse). The message never contains the password.
+    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+        parse(url, "url")?;
+        Ok(Config {
+            url: url.to_owned(),
+            pool: pool_core::Config::default(),
+        })
+    }
+
+    /// Reads `{prefix}_URL` and the pool settings `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`,
+    /// `{prefix}_INITIAL_SIZE`, `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`,
+    /// `{prefix}_MAX_LIFETIME` and `{prefix}_IDLE_TIMEOUT` (durations such as `250ms`, `30s`,
+    /// `5m`; `none` turns a limit off).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming the variable that is missing or malformed.
+    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
+        let url = url_from_env(prefix)?;
+        parse(&url, &format!("{prefix}_URL"))?;
+        let mut pool = pool_core::Config::default();
+        pool_from_env(prefix, &mut pool)?;
+        Ok(Config { url, pool })
+    }
+
+    /// The [`Manager`] for these settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] when the URL is malformed (possible for a deserialized `Config`).
+    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+        Ok(Manager::new(parse(&self.url, "url")?))
+    }
+
+    /// A pool that opens its connections on demand: nothing is connected yet, so this works
+    /// outside a runtime and never fails on the server.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] for a malformed URL or pool settings that cannot work together.
+    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
+        crate::settings::lazy_pool(self.manager()?, &self.pool)
+    }
+
+    /// A pool with [`initial_size`](pool_core::Config::initial_size) connections already open,
+    /// so a wrong address or password shows up here rather than on the first `get`.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`](pool_core::BuildError::Config) for pool settings that cannot
+    /// work together; [`BuildError::Connect`](pool_core::BuildError::Connect) with the first
+    /// connect error otherwise (a malformed URL is [`Error::InvalidConfig`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the connections it had opened.
+    pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
+        crate::settings::open_pool(self.manager(), &self.pool, Error::InvalidConfig).await
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &redact_url(&self.url))
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// Parses `url`, naming `setting` in the error.
+fn parse(url: &str, setting: &str) -> Result<Opts, InvalidConfig> {
+    Opts::from_url(url).map_err(|e| {
+        let problem = match &e {
+            UrlError::UnsupportedScheme { scheme } => {
+                format!("the scheme `{scheme}` is not supported; expected mysql://")
+            }
+            UrlError::Parse(parse) => {
+                format!("is not a URL ({parse}); expected mysql://user:password@host:port/database")
+            }
+            UrlError::UnknownParameter { param } => format!("has an unknown option `{param}`"),
+            UrlError::InvalidParamValue { param, .. } => {
+                format!("has an invalid value for the option `{param}`")
+            }
+            UrlError::FeatureRequired { feature, param } => format!(
+                "the option `{param}` needs the `{feature}` feature of mysql_async, which is off"
+            ),
+            other => format!("is not a valid MySQL URL ({other})"),
+        };
+        // The parser's messages name options and values, never the user information part.
+        InvalidConfig::new(setting, problem).with_source(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_hidden() {
+        let config = Config::from_url("mysql://app:hunter2@127.0.0.1:3306/app").unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("mysql://app:***@127.0.0.1:3306/app"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn malformed_urls_are_named() {
+        let err = Config::from_url("postgres://127.0.0.1/test").unwrap_err();
+        assert_eq!(err.setting(), "url");
+        assert!(err.problem().contains("`postgres`"), "{err}");
+
+        let err = Config::from_url("127.0.0.1:3306").unwrap_err();
+        assert!(err.problem().contains("mysql://"), "{err}");
+
+        let err = Config::from_url("mysql://root@127.0.0.1/test?no_such_option=1").unwrap_err();
+        assert!(err.problem().contains("no_such_option"), "{err}");
+
+        let err = Config::from_url("mysql://root:pw@127.0.0.1:notaport/test").unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn env_names_the_variable() {
+        let prefix = "POOL_DRIVERS_MYSQL_UNIT_TEST";
+        std::env::set_var(format!("{prefix}_URL"), "mysql://root@127.0.0.1:3306/test");
+        std::env::set_var(format!("{prefix}_MAX_SIZE"), "3");
+        let config = Config::from_env(prefix).unwrap();
+        assert_eq!(config.pool.max_size, 3);
+
+        std::env::set_var(format!("{prefix}_URL"), "nope://x");
+        let err = Config::from_env(prefix).unwrap_err();
+        assert_eq!(err.setting(), format!("{prefix}_URL"));
+        std::env::remove_var(format!("{prefix}_URL"));
+        std::env::remove_var(format!("{prefix}_MAX_SIZE"));
+        assert!(Config::from_env(prefix).is_err());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_without_pool_settings() {
+        let config: Config = serde::Deserialize::deserialize(serde::de::value::MapDeserializer::<
+            _,
+            serde::de::value::Error,
+        >::new(
+            [("url", "mysql://root@127.0.0.1/test")].into_iter(),
+        ))
+        .unwrap();
+        assert_eq!(config.pool, pool_core::Config::default());
+    }
+}

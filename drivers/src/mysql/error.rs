@@ -1,0 +1,94 @@
+//! [`Error`]: why a MySQL connection could not be opened, checked or reset.
+
+use mysql_async::ServerError;
+
+use crate::InvalidConfig;
+
+/// What the MySQL [`Manager`](super::Manager) fails with.
+///
+/// Connect failures that retrying cannot fix have variants of their own, each carrying the
+/// server's message; the pool hands those to the caller at once
+/// ([`ErrorKind::Permanent`](pool_core::ErrorKind::Permanent)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The host name does not resolve to any address.
+    #[error("cannot resolve the MySQL host {host:?}")]
+    UnknownHost {
+        /// The name from the URL.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server refused the user name or password (errors 1045, 1044, 1698, 1130, ...).
+    #[error("the MySQL server refused the credentials: {0}")]
+    AccessDenied(ServerError),
+    /// The database named in the URL does not exist (error 1049).
+    #[error("the database does not exist: {0}")]
+    UnknownDatabase(ServerError),
+    /// The server is at its connection limit (errors 1040, 1203); worth another try.
+    #[error("the MySQL server has too many connections: {0}")]
+    TooManyConnections(ServerError),
+    /// The configuration could not be turned into connection options.
+    #[error(transparent)]
+    InvalidConfig(InvalidConfig),
+    /// Any other error of the driver: I/O (refused, reset, timed out), protocol, server.
+    #[error(transparent)]
+    Mysql(#[from] mysql_async::Error),
+}
+
+impl Error {
+    /// The server's error code, for errors the server sent.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            Error::AccessDenied(e) | Error::UnknownDatabase(e) | Error::TooManyConnections(e) => {
+                Some(e.code)
+            }
+            Error::Mysql(mysql_async::Error::Server(e)) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// Sorts a connect error from the driver into the variants above.
+    pub(super) fn from_connect(error: mysql_async::Error) -> Self {
+        let mysql_async::Error::Server(server) = error else {
+            return Error::Mysql(error);
+        };
+        match server.code {
+            // ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR, ER_HOST_NOT_PRIVILEGED,
+            // ER_ACCESS_DENIED_NO_PASSWORD_ERROR, ER_MUST_CHANGE_PASSWORD_LOGIN,
+            // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL), ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB).
+            1044 | 1045 | 1130 | 1698 | 1862 | 3118 | 4151 => Error::AccessDenied(server),
+            1049 => Error::UnknownDatabase(server),
+            // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS.
+            1040 | 1203 => Error::TooManyConnections(server),
+            _ => Error::Mysql(mysql_async::Error::Server(server)),
+        }
+    }
+
+    /// Whether retrying the connect cannot help.
+    pub(super) fn is_permanent(&self) -> bool {
+        match self {
+            Error::UnknownHost { .. }
+            | Error::AccessDenied(_)
+            | Error::UnknownDatabase(_)
+            | Error::InvalidConfig(_) => true,
+            Error::TooManyConnections(_) => false,
+            Error::Mysql(e) => match e {
+                mysql_async::Error::Url(_) => true,
+                // ER_NOT_SUPPORTED_AUTH_MODE, ER_PLUGIN_IS_NOT_LOADED: the account needs an
+                // authentication method this client lacks.
+                mysql_async::Error::Server(s) => matches!(s.code, 1251 | 1524),
+                mysql_async::Error::Driver(d) => matches!(
+                    d,
+                    mysql_async::DriverError::UnknownAuthPlugin { .. }
+                        | mysql_async::DriverError::MysqlOldPasswordDisabled
+                        | mysql_async::DriverError::CleartextPluginDisabled
+                        | mysql_async::DriverError::NoClientSslFlagFromServer
+                ),
+                mysql_async::Error::Io(_) | mysql_async::Error::Other(_) => false,
+            },
+        }
+    }
+}

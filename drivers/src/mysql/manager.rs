@@ -1,0 +1,105 @@
+//! [`Manager`]: opens, checks and resets MySQL connections for the pool.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{ChangeUserOpts, Conn, Opts};
+use pool_core::ErrorKind;
+
+use super::Error;
+
+/// Opens [`mysql_async::Conn`]s with fixed options and keeps them clean between borrowers.
+///
+/// Made by [`Config::manager`](super::Config::manager).
+#[derive(Clone)]
+pub struct Manager {
+    opts: Opts,
+}
+
+impl Manager {
+    pub(super) fn new(opts: Opts) -> Self {
+        Manager { opts }
+    }
+
+    /// The connection options every connection is opened with.
+    pub fn opts(&self) -> &Opts {
+        &self.opts
+    }
+
+    /// Turns a failed connect into the most precise [`Error`].
+    async fn connect_error(&self, error: mysql_async::Error) -> Error {
+        if let mysql_async::Error::Io(_) = error {
+            // The driver reports a failed name lookup as an uncategorised I/O error, which
+            // would read as transient. Only on this failure path, look the name up again to
+            // tell "no such host" (permanent) from a network problem.
+            let host = self.opts.ip_or_hostname();
+            if self.opts.socket().is_none() && host.parse::<IpAddr>().is_err() {
+                if let Err(source) = tokio::net::lookup_host((host, self.opts.tcp_port())).await {
+                    return Error::UnknownHost {
+                        host: host.to_owned(),
+                        source,
+                    };
+                }
+            }
+        }
+        Error::from_connect(error)
+    }
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not `Opts`' own Debug: it would print the password.
+        f.debug_struct("Manager")
+            .field("host", &self.opts.ip_or_hostname())
+            .field("port", &self.opts.tcp_port())
+            .field("user", &self.opts.user())
+            .field("database", &self.opts.db_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl pool_core::Manager for Manager {
+    type Connection = Conn;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<Conn, Error> {
+        match Conn::new(self.opts.clone()).await {
+            Ok(conn) => Ok(conn),
+            Err(e) => Err(self.connect_error(e).await),
+        }
+    }
+
+    /// `COM_PING`.
+    async fn check(&self, conn: &mut Conn) -> Result<(), Error> {
+        conn.ping().await?;
+        Ok(())
+    }
+
+    /// `COM_RESET_CONNECTION`, or `COM_CHANGE_USER` where the server lacks it. The driver first
+    /// drains a result set left unread and rolls back a transaction its `Transaction` guard
+    /// left open; the server then drops session variables, temporary tables, locks and
+    /// prepared statements, and the driver forgets its statement cache and runs the
+    /// connection's setup statements again.
+    async fn reset(&self, conn: &mut Conn) -> Result<(), Error> {
+        if !conn.reset().await? {
+            conn.change_user(ChangeUserOpts::default()).await?;
+        }
+        Ok(())
+    }
+
+    /// True when the socket is gone or a request was abandoned mid-flight: the driver marks
+    /// the connection disconnected for the length of each request and clears the mark only
+    /// when the request completes, so a dropped future leaves it set.
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.is_disconnected()
+    }
+
+    fn classify(&self, error: &Error) -> ErrorKind {
+        if error.is_permanent() {
+            ErrorKind::Permanent
+        } else {
+            ErrorKind::Transient
+        }
+    }
+}

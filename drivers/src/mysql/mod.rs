@@ -1,0 +1,43 @@
+//! MySQL and MariaDB pools over [`mysql_async`] connections.
+//!
+//! A pooled connection is a plain [`mysql_async::Conn`] (the guard derefs to it), opened with
+//! [`Conn::new`](mysql_async::Conn::new): `mysql_async`'s own pool is never used.
+//!
+//! - **check** is `COM_PING`, one round trip.
+//! - **reset** is `COM_RESET_CONNECTION` (MySQL 5.7.3+, MariaDB 10.2.4+): it rolls back an open
+//!   transaction and clears session variables, temporary tables, user locks and prepared
+//!   statements. On older servers `COM_CHANGE_USER` with the same credentials does the same.
+//!   Any result set left unread is drained first.
+//! - **has_broken** says yes when a request's future was dropped mid-flight: `mysql_async`
+//!   marks a connection disconnected for the length of every request, so a request that never
+//!   finished leaves that mark behind and the connection is closed instead of pooled.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use pool_drivers::mysql::mysql_async::prelude::Queryable;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = pool_drivers::mysql::Config::from_url("mysql://root@127.0.0.1:3306/test")?.create_pool()?;
+//! let mut conn = pool.get().await?;
+//! let one: Option<i64> = conn.query_first("SELECT 1").await?;
+//! # assert_eq!(one, Some(1));
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod manager;
+
+pub use config::Config;
+pub use error::Error;
+pub use manager::Manager;
+pub use mysql_async;
+
+/// A pool of MySQL connections.
+pub type Pool = pool_core::Pool<Manager>;
+/// A connection checked out of a [`Pool`]; derefs to [`mysql_async::Conn`].
+pub type Connection = pool_core::PooledConnection<Manager>;
+/// What [`Pool::get`](pool_core::Pool::get) fails with.
+pub type PoolError = pool_core::Error<Error>;

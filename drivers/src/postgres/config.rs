@@ -1,0 +1,563 @@
+//! [`Config`]: where to connect, how to check and clean connections, and the pool settings.
+
+use std::fmt;
+#[cfg(feature = "tls")]
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use pool_core::BuildError;
+use tokio_postgres::config::Host;
+
+use super::{Error, Manager, Pool};
+use crate::settings::{pool_from_env, url_from_env};
+use crate::InvalidConfig;
+
+/// The `application_name` sessions get when the URL names none, so pooled sessions can be
+/// told apart in `pg_stat_activity`.
+pub const DEFAULT_APPLICATION_NAME: &str = "pool-drivers";
+
+/// How many prepared statements each connection caches by default.
+pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
+
+/// Whether and how to encrypt, as libpq's `sslmode` (the URL parameter of the same name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[non_exhaustive]
+pub enum SslMode {
+    /// Never use TLS.
+    Disable,
+    /// Use TLS when the server offers it, without checking its certificate (as libpq). Without
+    /// the `tls` feature, connections stay plain. The default.
+    #[default]
+    Prefer,
+    /// Insist on TLS; check the certificate only when `sslrootcert` is given (as libpq).
+    /// Needs the `tls` feature.
+    Require,
+    /// Insist on TLS and on a certificate chain that leads to a trusted root (`sslrootcert`,
+    /// else the system's trust store). Needs the `tls` feature.
+    VerifyCa,
+    /// As [`VerifyCa`](Self::VerifyCa), and the certificate must name the host connected to.
+    /// Needs the `tls` feature.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn needs_tls(self) -> bool {
+        !matches!(self, SslMode::Disable | SslMode::Prefer)
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        })
+    }
+}
+
+impl FromStr for SslMode {
+    type Err = InvalidConfig;
+
+    fn from_str(s: &str) -> Result<Self, InvalidConfig> {
+        match s {
+            "disable" => Ok(SslMode::Disable),
+            "prefer" => Ok(SslMode::Prefer),
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            other => Err(InvalidConfig::new(
+                "sslmode",
+                format!(
+                    "expected disable, prefer, require, verify-ca or verify-full, found {other:?}"
+                ),
+            )),
+        }
+    }
+}
+
+/// What the pool does to validate a connection on checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Check {
+    /// Send an empty query and wait for the answer: one round trip, catches a backend that
+    /// was terminated or a server that went away. The default.
+    #[default]
+    RoundTrip,
+    /// Only look whether the client already knows its socket is closed: free, but a dead
+    /// peer is found by the caller's first query instead.
+    IsClosed,
+}
+
+/// Session state that reset clears, on top of the `ROLLBACK` of an open or aborted
+/// transaction, which always happens. Everything is off by default.
+///
+/// The statements run in the same simple-query batch as the `ROLLBACK`, so turning them on
+/// costs no extra round trip, but it does make reset send something after every use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct Cleanup {
+    /// `RESET ALL`: settings changed with `SET`.
+    pub reset_all: bool,
+    /// `UNLISTEN *`: channels the session listens on.
+    pub unlisten: bool,
+    /// `SELECT pg_advisory_unlock_all()`: session-level advisory locks.
+    pub unlock_advisory_locks: bool,
+    /// `DISCARD TEMP`: temporary tables.
+    pub discard_temp: bool,
+    /// Everything `DISCARD ALL` does (all of the above, plus `DEALLOCATE ALL`, `CLOSE ALL`,
+    /// `SET SESSION AUTHORIZATION DEFAULT`, `DISCARD PLANS`, `DISCARD SEQUENCES`). Prepared
+    /// statements are gone afterwards, so the connection's statement cache is emptied too.
+    pub discard_all: bool,
+}
+
+impl Cleanup {
+    /// Everything: the effect of `DISCARD ALL`.
+    pub fn everything() -> Self {
+        Cleanup {
+            discard_all: true,
+            ..Cleanup::default()
+        }
+    }
+
+    /// The statements to run, in order.
+    pub(crate) fn statements(&self) -> Vec<&'static str> {
+        if self.discard_all {
+            // DISCARD ALL itself refuses to run inside a multi-statement batch, so its parts
+            // are spelled out.
+            return vec![
+                "CLOSE ALL",
+                "SET SESSION AUTHORIZATION DEFAULT",
+                "RESET ALL",
+                "DEALLOCATE ALL",
+                "UNLISTEN *",
+                "SELECT pg_advisory_unlock_all()",
+                "DISCARD PLANS",
+                "DISCARD SEQUENCES",
+                "DISCARD TEMP",
+            ];
+        }
+        [
+            (self.reset_all, "RESET ALL"),
+            (self.unlisten, "UNLISTEN *"),
+            (
+                self.unlock_advisory_locks,
+                "SELECT pg_advisory_unlock_all()",
+            ),
+            (self.discard_temp, "DISCARD TEMP"),
+        ]
+        .into_iter()
+        .filter_map(|(on, sql)| on.then_some(sql))
+        .collect()
+    }
+}
+
+/// Settings of a PostgreSQL pool.
+///
+/// Built from a URL ([`from_url`](Self::from_url)), the environment
+/// ([`from_env`](Self::from_env)) or, with the `serde` feature, deserialized from
+/// `{ url, check, cleanup, statement_cache_capacity, pool }` (only `url` is required). `Debug`
+/// never shows the password.
+///
+/// # Examples
+///
+/// ```
+/// use pool_drivers::postgres::{Check, Config};
+///
+/// let mut config = Config::from_url("postgres://app:secret@127.0.0.1/orders?application_name=orders-api")?;
+/// config.check = Check::IsClosed;
+/// config.cleanup.reset_all = true;
+/// config.pool.max_size = 4;
+/// assert!(!format!("{config:?}").contains("secret"));
+/// # Ok::<(), pool_drivers::InvalidConfig>(())
+/// ```
+#[derive(Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "ConfigFile"))]
+#[non_exhaustive]
+pub struct Config {
+    /// Where and as whom to connect. Its TLS settings are ignored: [`ssl_mode`](Self::ssl_mode)
+    /// rules.
+    pub postgres: tokio_postgres::Config,
+    /// Whether and how to encrypt. Default [`SslMode::Prefer`], or the URL's `sslmode`.
+    pub ssl_mode: SslMode,
+    /// PEM file of the certificates to trust (the URL's `sslrootcert`). Default `None`: the
+    /// system's trust store.
+    #[cfg(feature = "tls")]
+    pub ssl_root_cert: Option<PathBuf>,
+    /// How checkout validates a connection. Default [`Check::RoundTrip`].
+    pub check: Check,
+    /// What reset clears besides the transaction. Default: nothing.
+    pub cleanup: Cleanup,
+    /// Most prepared statements each connection caches; the least recently used one goes
+    /// first. `0` turns the cache off. Default 256.
+    pub statement_cache_capacity: usize,
+    /// The pool's own settings.
+    pub pool: pool_core::Config,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pg = &self.postgres;
+        let hosts: Vec<String> = pg
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let mut d = f.debug_struct("Config");
+        d.field("hosts", &hosts)
+            .field("hostaddrs", &pg.get_hostaddrs())
+            .field("ports", &pg.get_ports())
+            .field("user", &pg.get_user())
+            .field("password", &pg.get_password().map(|_| "***"))
+            .field("dbname", &pg.get_dbname())
+            .field("application_name", &pg.get_application_name())
+            .field("ssl_mode", &self.ssl_mode);
+        #[cfg(feature = "tls")]
+        d.field("ssl_root_cert", &self.ssl_root_cert);
+        d.field("check", &self.check)
+            .field("cleanup", &self.cleanup)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads a URL such as `postgres://user:password@host:5432/db?application_name=app`.
+    ///
+    /// Every libpq parameter `tokio_postgres` knows is accepted; `sslmode` also takes
+    /// `verify-ca` and `verify-full`, and `sslrootcert` names a PEM file (with the `tls`
+    /// feature). Sessions are named [`DEFAULT_APPLICATION_NAME`] unless the URL gives an
+    /// `application_name`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming what is wrong: another scheme, no host, no user, a parameter
+    /// that is unknown or malformed, a TLS mode the build cannot honour. The URL itself is
+    /// never part of the message.
+    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(InvalidConfig::new(
+                "url",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, query),
+            None => (url, ""),
+        };
+        let mut ssl_mode = SslMode::default();
+        #[cfg(feature = "tls")]
+        let mut ssl_root_cert = None;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => ssl_mode = percent_decode("sslmode", value)?.parse()?,
+                "sslrootcert" => {
+                    let path = percent_decode("sslrootcert", value)?;
+                    #[cfg(feature = "tls")]
+                    {
+                        ssl_root_cert = Some(PathBuf::from(path));
+                    }
+                    #[cfg(not(feature = "tls"))]
+                    {
+                        let _ = path;
+                        return Err(tls_needed("sslrootcert"));
+                    }
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let rebuilt = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let mut postgres: tokio_postgres::Config = rebuilt.parse().map_err(|e| {
+            // tokio_postgres names the offending option only in the cause, never a value.
+            let cause =
+                std::error::Error::source(&e).map_or_else(String::new, |c| format!(": {c}"));
+            InvalidConfig::new("url", format!("is not a valid PostgreSQL URL{cause}"))
+        })?;
+        if postgres.get_hosts().is_empty() && postgres.get_hostaddrs().is_empty() {
+            return Err(InvalidConfig::new(
+                "url",
+                "names no host (postgres://user@HOST/database)",
+            ));
+        }
+        if postgres.get_user().is_none() {
+            return Err(InvalidConfig::new(
+                "url",
+                "names no user (postgres://USER@host/database)",
+            ));
+        }
+        if postgres.get_application_name().is_none() {
+            postgres.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        let config = Config {
+            postgres,
+            ssl_mode,
+            #[cfg(feature = "tls")]
+            ssl_root_cert,
+            check: Check::default(),
+            cleanup: Cleanup::default(),
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+            pool: pool_core::Config::default(),
+        };
+        config.validate_tls()?;
+        Ok(config)
+    }
+
+    /// Reads `{prefix}_URL` (see [`from_url`](Self::from_url)) and the pool settings
+    /// `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`, `{prefix}_INITIAL_SIZE`,
+    /// `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`, `{prefix}_MAX_LIFETIME` and
+    /// `{prefix}_IDLE_TIMEOUT` (durations like `250ms`, `30s`, `5m`; `none` for no limit).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming the variable that is missing or malformed.
+    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
+        let mut config = Config::from_url(&url_from_env(prefix)?)?;
+        pool_from_env(prefix, &mut config.pool)?;
+        Ok(config)
+    }
+
+    /// The [`Manager`] for these settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] when the TLS settings cannot work (a mode this build cannot honour,
+    /// an unreadable `sslrootcert`).
+    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+        self.validate_tls()?;
+        Manager::new(self)
+    }
+
+    /// A pool that opens connections when they are first needed (and
+    /// [`pool.initial_size`](pool_core::Config::initial_size) in the background).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] for settings that cannot work; never a connect error.
+    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
+        crate::settings::lazy_pool(self.manager()?, &self.pool)
+    }
+
+    /// A pool with [`pool.initial_size`](pool_core::Config::initial_size) connections open,
+    /// failing fast when one cannot be opened.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`] for settings that cannot work, [`BuildError::Connect`] with the
+    /// first connect error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the connections it had opened.
+    pub async fn build_pool(&self) -> Result<Pool, BuildError<Error>> {
+        crate::settings::open_pool(self.manager(), &self.pool, Error::Config).await
+    }
+
+    fn validate_tls(&self) -> Result<(), InvalidConfig> {
+        #[cfg(not(feature = "tls"))]
+        if self.ssl_mode.needs_tls() {
+            return Err(tls_needed("sslmode"));
+        }
+        #[cfg(unix)]
+        let unix = self
+            .postgres
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, Host::Unix(_)));
+        #[cfg(not(unix))]
+        let unix = false;
+        if unix && self.postgres.get_hosts().len() > 1 && self.ssl_mode.needs_tls() {
+            return Err(InvalidConfig::new(
+                "sslmode",
+                format!(
+                    "sslmode={} cannot apply to a host list that mixes Unix sockets and TCP",
+                    self.ssl_mode
+                ),
+            ));
+        }
+        if self.postgres.get_hosts().is_empty() && self.ssl_mode.needs_tls() {
+            return Err(InvalidConfig::new(
+                "sslmode",
+                format!(
+                    "sslmode={} needs a host name to check the certificate against; \
+                     give `host` along with `hostaddr`",
+                    self.ssl_mode
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_needed(setting: &str) -> InvalidConfig {
+    InvalidConfig::new(
+        setting,
+        "needs TLS, which this build lacks (enable the `tls` feature of pool-drivers)",
+    )
+}
+
+fn percent_decode(setting: &str, value: &str) -> Result<String, InvalidConfig> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| InvalidConfig::new(setting, "has a malformed %-escape"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| InvalidConfig::new(setting, "is not valid UTF-8"))
+}
+
+/// The serialized form of [`Config`].
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    url: String,
+    #[serde(default)]
+    check: Check,
+    #[serde(default)]
+    cleanup: Cleanup,
+    #[serde(default = "default_capacity")]
+    statement_cache_capacity: usize,
+    #[serde(default)]
+    pool: pool_core::Config,
+}
+
+#[cfg(feature = "serde")]
+fn default_capacity() -> usize {
+    DEFAULT_STATEMENT_CACHE_CAPACITY
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<ConfigFile> for Config {
+    type Error = InvalidConfig;
+
+    fn try_from(file: ConfigFile) -> Result<Self, InvalidConfig> {
+        let mut config = Config::from_url(&file.url)?;
+        config.check = file.check;
+        config.cleanup = file.cleanup;
+        config.statement_cache_capacity = file.statement_cache_capacity;
+        config.pool = file.pool;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_url() {
+        let config =
+            Config::from_url("postgresql://app:pw@db.local:6543/orders?connect_timeout=3").unwrap();
+        assert_eq!(config.postgres.get_user(), Some("app"));
+        assert_eq!(config.postgres.get_dbname(), Some("orders"));
+        assert_eq!(config.postgres.get_ports(), [6543]);
+        assert_eq!(
+            config.postgres.get_application_name(),
+            Some(DEFAULT_APPLICATION_NAME)
+        );
+        assert_eq!(config.ssl_mode, SslMode::Prefer);
+
+        let named = Config::from_url("postgres://app@h/db?application_name=orders&sslmode=disable")
+            .unwrap();
+        assert_eq!(named.postgres.get_application_name(), Some("orders"));
+        assert_eq!(named.ssl_mode, SslMode::Disable);
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = Config::from_url("postgres://app:hunter2@h/db").unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+
+    #[test]
+    fn malformed_urls_are_named() {
+        let problem = |url: &str| Config::from_url(url).unwrap_err().to_string();
+        assert!(problem("mysql://root@h/db").contains("postgres://"));
+        assert!(problem("postgres://app@h:notaport/db").contains("port"));
+        assert!(problem("postgres://app@h/db?frobnicate=1").contains("frobnicate"));
+        assert!(problem("postgres:///db").contains("no host"));
+        assert!(problem("postgres://h/db").contains("no user"));
+        assert!(problem("postgres://u@h/db?sslmode=sometimes").contains("sometimes"));
+        assert!(!problem("postgres://u:hunter2@h:x/db").contains("hunter2"));
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_modes_need_the_feature() {
+        let err = Config::from_url("postgres://u@h/db?sslmode=require").unwrap_err();
+        assert!(err.to_string().contains("`tls` feature"), "{err}");
+    }
+
+    #[test]
+    fn cleanup_statements() {
+        assert!(Cleanup::default().statements().is_empty());
+        let some = Cleanup {
+            reset_all: true,
+            discard_temp: true,
+            ..Cleanup::default()
+        };
+        assert_eq!(some.statements(), ["RESET ALL", "DISCARD TEMP"]);
+        assert!(Cleanup::everything()
+            .statements()
+            .contains(&"DEALLOCATE ALL"));
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes() {
+        use serde::de::value::{Error as DeError, MapDeserializer};
+        use serde::Deserialize;
+
+        let map = [
+            ("url", "postgres://app:pw@h/db?sslmode=disable"),
+            ("check", "is_closed"),
+        ];
+        let config =
+            Config::deserialize(MapDeserializer::<_, DeError>::new(map.into_iter())).unwrap();
+        assert_eq!(config.check, Check::IsClosed);
+        assert_eq!(config.ssl_mode, SslMode::Disable);
+        assert_eq!(
+            config.statement_cache_capacity,
+            DEFAULT_STATEMENT_CACHE_CAPACITY
+        );
+
+        let bad = [("url", "postgres://h/db")];
+        let err =
+            Config::deserialize(MapDeserializer::<_, DeError>::new(bad.into_iter())).unwrap_err();
+        assert!(err.to_string().contains("no user"), "{err}");
+    }
+}

@@ -1,0 +1,220 @@
+//! [`PgConnection`]: a pooled client, the task that drives its socket, and its statement cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::task::JoinHandle;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Statement};
+
+use super::stream::{Connector, Tracker};
+
+/// One pooled PostgreSQL session.
+///
+/// Derefs to [`tokio_postgres::Client`], so every client method works on it (and on the pool's
+/// guard) directly. Adds [`prepare_cached`](Self::prepare_cached).
+///
+/// Dropping it ends the session: the client closes, and the task that drives the socket ends
+/// with it. If a request was still running (its future was dropped), the task is stopped at
+/// once and the server is asked to cancel the request.
+pub struct PgConnection {
+    client: Client,
+    driver: JoinHandle<()>,
+    tracker: Option<Arc<Tracker>>,
+    connector: Connector,
+    statements: Mutex<StatementCache>,
+}
+
+impl PgConnection {
+    pub(crate) fn new(
+        client: Client,
+        driver: JoinHandle<()>,
+        tracker: Option<Arc<Tracker>>,
+        connector: Connector,
+        capacity: usize,
+    ) -> Self {
+        PgConnection {
+            client,
+            driver,
+            tracker,
+            connector,
+            statements: Mutex::new(StatementCache::new(capacity)),
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Prepares `query`, or returns the statement prepared for it earlier on this connection.
+    ///
+    /// Statements stay cached across checkouts (reset keeps them), until the cache is full
+    /// and this one is the least recently used, or until a reset with
+    /// [`Cleanup::discard_all`](super::Cleanup::discard_all) deallocates them. Run
+    /// `DISCARD ALL` or `DEALLOCATE` yourself and you must call
+    /// [`clear_statement_cache`](Self::clear_statement_cache).
+    ///
+    /// # Errors
+    ///
+    /// The server's error when the query does not prepare; nothing is cached then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future caches nothing. The preparation may still be in flight, so the
+    /// pool closes the connection when it is returned rather than reuse it.
+    pub async fn prepare_cached(&self, query: &str) -> Result<Statement, tokio_postgres::Error> {
+        self.prepare_typed_cached(query, &[]).await
+    }
+
+    /// As [`prepare_cached`](Self::prepare_cached), with the types of some parameters given.
+    ///
+    /// # Errors
+    ///
+    /// The server's error when the query does not prepare; nothing is cached then.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`prepare_cached`](Self::prepare_cached).
+    pub async fn prepare_typed_cached(
+        &self,
+        query: &str,
+        types: &[Type],
+    ) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.cache().get(query, types) {
+            return Ok(statement);
+        }
+        let statement = self.client.prepare_typed(query, types).await?;
+        // Evicted statements are dropped after the lock is released: their `Drop` talks to
+        // the client.
+        let evicted = self.cache().insert(query, types, statement.clone());
+        drop(evicted);
+        Ok(statement)
+    }
+
+    /// How many prepared statements are cached.
+    pub fn statement_cache_len(&self) -> usize {
+        self.cache().entries.len()
+    }
+
+    /// Forgets every cached statement (the server is asked to close those no one else holds).
+    pub fn clear_statement_cache(&self) {
+        let entries = std::mem::take(&mut self.cache().entries);
+        drop(entries);
+    }
+
+    /// The statement cache, and `tokio_postgres`'s own cached type-lookup statements, are
+    /// stale after the server deallocated every prepared statement.
+    pub(crate) fn forget_server_statements(&self) {
+        self.clear_statement_cache();
+        self.client.clear_type_cache();
+    }
+
+    pub(crate) fn tracker(&self) -> Option<&Tracker> {
+        self.tracker.as_deref()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, StatementCache> {
+        // Every cache operation leaves it consistent, so a poisoned lock is still usable.
+        self.statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Deref for PgConnection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for PgConnection {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl fmt::Debug for PgConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConnection")
+            .field("closed", &self.client.is_closed())
+            .field("cached_statements", &self.statement_cache_len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        let abandoned = self.tracker.as_ref().is_some_and(|t| t.abandoned());
+        if !abandoned {
+            // Dropping the client lets the task send Terminate and finish on its own.
+            return;
+        }
+        // The server is still busy with a request nobody waits for: stop reading its answer
+        // and ask the server to cancel it, so it does not run on holding locks.
+        self.driver.abort();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let token = self.client.cancel_token();
+            let connector = self.connector.fresh();
+            runtime.spawn(async move {
+                if let Err(e) = token.cancel_query(connector).await {
+                    tracing::debug!(target: "pool_drivers::postgres", error = %e, "could not cancel an abandoned request");
+                }
+            });
+        }
+    }
+}
+
+/// Prepared statements by query text and parameter types, least recently used evicted first.
+struct StatementCache {
+    capacity: usize,
+    tick: u64,
+    entries: HashMap<(String, Vec<Type>), (Statement, u64)>,
+}
+
+impl StatementCache {
+    fn new(capacity: usize) -> Self {
+        StatementCache {
+            capacity,
+            tick: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, query: &str, types: &[Type]) -> Option<Statement> {
+        self.tick += 1;
+        let tick = self.tick;
+        // The key is owned, so a lookup allocates; preparing costs a round trip, so this is
+        // not where time goes.
+        let entry = self.entries.get_mut(&(query.to_owned(), types.to_vec()))?;
+        entry.1 = tick;
+        Some(entry.0.clone())
+    }
+
+    /// Caches `statement`, and returns what had to make room.
+    fn insert(&mut self, query: &str, types: &[Type], statement: Statement) -> Vec<Statement> {
+        let mut evicted = Vec::new();
+        if self.capacity == 0 {
+            return evicted;
+        }
+        while self.entries.len() >= self.capacity {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(key, _)| key.clone());
+            match oldest.and_then(|key| self.entries.remove(&key)) {
+                Some((statement, _)) => evicted.push(statement),
+                None => break,
+            }
+        }
+        self.tick += 1;
+        self.entries
+            .insert((query.to_owned(), types.to_vec()), (statement, self.tick));
+        evicted
+    }
+}

@@ -1,0 +1,165 @@
+//! [`Manager`]: opens, checks and resets PostgreSQL sessions for the pool.
+
+use std::fmt;
+
+use pool_core::ErrorKind;
+use tokio_postgres::config::{Host, SslMode as PgSslMode, SslNegotiation};
+use tokio_postgres::AsyncMessage;
+
+use super::config::{Check, Config};
+use super::connection::PgConnection;
+use super::error::Error;
+use super::stream::Connector;
+use crate::InvalidConfig;
+
+/// Opens [`PgConnection`]s and keeps them fit for the next user. Build it with
+/// [`Config::manager`].
+pub struct Manager {
+    postgres: tokio_postgres::Config,
+    connector: Connector,
+    check: Check,
+    /// `ROLLBACK` and the clean-up, as one batch.
+    rollback_and_cleanup: String,
+    /// The clean-up alone, for sessions known to be outside a transaction; empty when none.
+    cleanup: String,
+    discards_statements: bool,
+    statement_cache_capacity: usize,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("user", &self.postgres.get_user())
+            .field("dbname", &self.postgres.get_dbname())
+            .field("application_name", &self.postgres.get_application_name())
+            .field("check", &self.check)
+            .field("cleanup", &self.cleanup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    pub(crate) fn new(config: &Config) -> Result<Self, InvalidConfig> {
+        let mut postgres = config.postgres.clone();
+        let hosts = postgres.get_hosts();
+        // The stream can be watched only when tokio_postgres hands every socket to the
+        // connector, which it does for TCP hosts it knows the name of (see `stream`).
+        #[cfg(unix)]
+        let watchable = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, Host::Tcp(_)));
+        #[cfg(not(unix))]
+        let watchable = !hosts.is_empty();
+        let direct_tls = postgres.get_ssl_negotiation() == SslNegotiation::Direct;
+        if watchable {
+            postgres.ssl_mode(PgSslMode::Require);
+            postgres.ssl_negotiation(SslNegotiation::Direct);
+        } else {
+            // Unix sockets never carry TLS; `validate_tls` refused modes that need it.
+            postgres.ssl_mode(PgSslMode::Disable);
+        }
+        #[cfg(feature = "tls")]
+        let tls = super::tls::connector(config.ssl_mode, config.ssl_root_cert.as_deref())?;
+        let connector = Connector::new(
+            config.ssl_mode,
+            direct_tls,
+            #[cfg(feature = "tls")]
+            tls,
+        );
+        let statements = config.cleanup.statements();
+        let cleanup = statements.join("; ");
+        let rollback_and_cleanup = std::iter::once("ROLLBACK")
+            .chain(statements.iter().copied())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(Manager {
+            postgres,
+            connector,
+            check: config.check,
+            rollback_and_cleanup,
+            cleanup,
+            discards_statements: config.cleanup.discard_all,
+            statement_cache_capacity: config.statement_cache_capacity,
+        })
+    }
+}
+
+impl pool_core::Manager for Manager {
+    type Connection = PgConnection;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<PgConnection, Error> {
+        let connector = self.connector.fresh();
+        let (client, mut connection) = match self.postgres.connect(connector.clone()).await {
+            Ok(pair) => pair,
+            Err(e) => return Err(Error::from_connect(e, &self.postgres).await),
+        };
+        let tracker = connector.take_tracker();
+        let driver = tokio::spawn(async move {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notice(notice))) => {
+                        tracing::debug!(
+                            target: "pool_drivers::postgres",
+                            severity = notice.severity(),
+                            code = notice.code().code(),
+                            "server notice: {}",
+                            notice.message()
+                        );
+                    }
+                    // Pooled sessions are not the place for LISTEN; notifications are dropped.
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(target: "pool_drivers::postgres", error = %e, "connection ended");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        });
+        Ok(PgConnection::new(
+            client,
+            driver,
+            tracker,
+            connector,
+            self.statement_cache_capacity,
+        ))
+    }
+
+    async fn check(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        match self.check {
+            Check::RoundTrip => conn.batch_execute("").await.map_err(Error::Postgres),
+            Check::IsClosed if conn.is_closed() => Err(Error::Closed),
+            Check::IsClosed => Ok(()),
+        }
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        let outside_transaction = conn.tracker().is_some_and(|t| t.idle_outside_transaction());
+        let batch = if outside_transaction {
+            &self.cleanup
+        } else {
+            &self.rollback_and_cleanup
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        conn.batch_execute(batch).await.map_err(Error::Postgres)?;
+        if self.discards_statements {
+            conn.forget_server_statements();
+        }
+        Ok(())
+    }
+
+    /// Clean when the session is idle outside a transaction and no clean-up is configured:
+    /// then reset would send nothing, so it is skipped altogether.
+    fn needs_reset(&self, conn: &mut PgConnection) -> bool {
+        !(self.cleanup.is_empty() && conn.tracker().is_some_and(|t| t.idle_outside_transaction()))
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        conn.is_closed() || conn.tracker().is_some_and(|t| t.abandoned())
+    }
+
+    fn classify(&self, error: &Error) -> ErrorKind {
+        error.kind()
+    }
+}

@@ -1,0 +1,57 @@
+//! PostgreSQL pools over [`tokio_postgres`].
+//!
+//! A pooled connection is a [`PgConnection`]: it derefs to a [`tokio_postgres::Client`] and adds a
+//! per-connection prepared-statement cache ([`PgConnection::prepare_cached`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = pool_drivers::postgres::Config::from_url("postgres://postgres@127.0.0.1/test")?
+//!     .create_pool()?;
+//! let conn = pool.get().await?;
+//! let rows = conn.query("SELECT 1::INT4", &[]).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! What the pool does with a connection:
+//!
+//! - **check** (on checkout, see [`Check`]): an empty query, one round trip, or only a look at
+//!   whether the socket is closed.
+//! - **reset** (before a used connection is handed out again): rolls back any transaction left
+//!   open or aborted and runs the configured [`Cleanup`], all in one simple-query round trip. When
+//!   the last `ReadyForQuery` said the session was idle outside a transaction and no clean-up is
+//!   configured, reset sends nothing at all.
+//! - **broken on return**: a closed socket, or a request still unanswered (its future was
+//!   dropped mid-flight). Such a connection is closed, never reused, and the server is asked to
+//!   cancel what it was running.
+//!
+//! The driver watches the message stream under the client to know these two things
+//! (transaction status, unanswered requests); for Unix-socket hosts or `hostaddr` without a
+//! host name it cannot, and then reset always sends `ROLLBACK` and an abandoned request shows
+//! only as a slower reset.
+
+mod config;
+mod connection;
+mod error;
+mod manager;
+mod roles;
+mod stream;
+#[cfg(feature = "tls")]
+mod tls;
+
+pub use tokio_postgres;
+
+pub use config::{
+    Check, Cleanup, Config, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_STATEMENT_CACHE_CAPACITY,
+};
+pub use connection::PgConnection;
+pub use error::Error;
+pub use manager::Manager;
+pub use roles::{DatabaseConfig, Pools};
+
+/// A pool of PostgreSQL connections.
+pub type Pool = pool_core::Pool<Manager>;
+/// A connection checked out of a [`Pool`]; derefs to [`PgConnection`] and so to
+/// [`tokio_postgres::Client`].
+pub type Connection = pool_core::PooledConnection<Manager>;
+/// What [`Pool::get`](pool_core::Pool::get) fails with.
+pub type PoolError = pool_core::Error<Error>;

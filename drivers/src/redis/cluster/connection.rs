@@ -1,0 +1,81 @@
+//! [`ClusterConnection`]: one cluster connection that remembers what its borrower did with it.
+
+use std::fmt;
+
+use ::redis::aio::ConnectionLike;
+use ::redis::cluster_async;
+use ::redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use crate::redis::session::Session;
+
+/// One connection to a Redis Cluster, as handed out by the pool.
+///
+/// Send commands through [`AsyncCommands`](::redis::AsyncCommands) methods on the guard, or
+/// with `cmd(..).query_async(&mut *conn)`. Every request goes through this wrapper, which is
+/// how the pool learns that a reply was never read or that the session was changed.
+///
+/// # Cancel safety
+///
+/// Dropping a request's future before its reply arrives is allowed; the connection is then
+/// closed when returned to the pool instead of being reused.
+pub struct ClusterConnection {
+    inner: cluster_async::ClusterConnection,
+    pub(super) session: Session,
+}
+
+impl ClusterConnection {
+    pub(super) fn new(inner: cluster_async::ClusterConnection) -> Self {
+        ClusterConnection {
+            inner,
+            session: Session::default(),
+        }
+    }
+
+    /// Whether this connection will be closed instead of pooled when returned: a reply was not
+    /// read, it failed with an I/O or protocol error, or its session was changed (`MULTI`,
+    /// `WATCH`, `CLIENT ...`, `SUBSCRIBE`, ...).
+    pub fn is_broken(&self) -> bool {
+        self.session.is_broken() || self.session.is_dirty()
+    }
+}
+
+impl ConnectionLike for ClusterConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            self.session.before(std::iter::once(cmd));
+            let result = self.inner.req_packed_command(cmd).await;
+            self.session.after(std::iter::once(cmd), &result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            self.session.before(pipeline.cmd_iter());
+            let result = self
+                .inner
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            self.session.after(pipeline.cmd_iter(), &result);
+            result
+        })
+    }
+
+    /// Always 0: a cluster has one database.
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+impl fmt::Debug for ClusterConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConnection")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}

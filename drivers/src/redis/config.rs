@@ -1,0 +1,210 @@
+//! [`Config`]: where the Redis server is and how the pool behaves.
+
+use std::fmt;
+use std::time::Duration;
+
+use ::redis::{ConnectionInfo, IntoConnectionInfo};
+
+use super::{Error, Manager, Pool};
+use crate::settings::{pool_from_env, redact_url, url_from_env};
+use crate::InvalidConfig;
+
+/// Settings of a Redis pool: a connection URL, a reply timeout and the pool's own settings.
+///
+/// The URL is `redis://[[user]:password@]host[:port][/db][?protocol=resp3]` (or
+/// `redis+unix:///path/to/socket?db=1&pass=...`). `Debug` hides the password.
+///
+/// # Examples
+///
+/// ```
+/// let config = pool_drivers::redis::Config::from_url("redis://:s3cret@127.0.0.1:6379/2")?;
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// let pool = config.create_pool()?;
+/// # Ok::<(), pool_drivers::InvalidConfig>(())
+/// ```
+#[derive(Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[non_exhaustive]
+pub struct Config {
+    /// `redis://[[user]:password@]host[:port][/db]`.
+    pub url: String,
+    /// How long a request waits for its reply before failing (the connection is then closed,
+    /// since the late reply would confuse the next borrower). Default `None`: requests wait
+    /// as long as the server takes, so blocking commands such as `BLPOP` work; bound a call
+    /// with `tokio::time::timeout` where needed.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub response_timeout: Option<Duration>,
+    /// The pool's settings.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub pool: pool_core::Config,
+}
+
+impl Config {
+    /// A configuration for `url` with the default pool settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming what is wrong with the URL (no or an unknown scheme, a port or
+    /// database that is not a number, ...). The message never contains the password.
+    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+        parse(url, "url")?;
+        Ok(Config {
+            url: url.to_owned(),
+            response_timeout: None,
+            pool: pool_core::Config::default(),
+        })
+    }
+
+    /// Reads `{prefix}_URL` and the pool settings `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`,
+    /// `{prefix}_INITIAL_SIZE`, `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`,
+    /// `{prefix}_MAX_LIFETIME` and `{prefix}_IDLE_TIMEOUT` (durations such as `250ms`, `30s`,
+    /// `5m`; `none` turns a limit off).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming the variable that is missing or malformed.
+    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
+        let url = url_from_env(prefix)?;
+        parse(&url, &format!("{prefix}_URL"))?;
+        let mut pool = pool_core::Config::default();
+        pool_from_env(prefix, &mut pool)?;
+        Ok(Config {
+            url,
+            response_timeout: None,
+            pool,
+        })
+    }
+
+    /// The [`Manager`] for these settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] when the URL is malformed (possible for a deserialized `Config`).
+    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+        Manager::new(parse(&self.url, "url")?, self.response_timeout)
+    }
+
+    /// A pool that opens its connections on demand: nothing is connected yet, so this works
+    /// outside a runtime and never fails on the server.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] for a malformed URL or pool settings that cannot work together.
+    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
+        crate::settings::lazy_pool(self.manager()?, &self.pool)
+    }
+
+    /// A pool with [`initial_size`](pool_core::Config::initial_size) connections already open,
+    /// so a wrong address or password shows up here rather than on the first `get`.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Config`](pool_core::BuildError::Config) for pool settings that cannot
+    /// work together; [`BuildError::Connect`](pool_core::BuildError::Connect) with the first
+    /// connect error otherwise (a malformed URL is [`Error::InvalidConfig`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the connections it had opened.
+    pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
+        crate::settings::open_pool(self.manager(), &self.pool, Error::InvalidConfig).await
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &redact_url(&self.url))
+            .field("response_timeout", &self.response_timeout)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+const SCHEMES: [&str; 7] = [
+    "redis",
+    "rediss",
+    "valkey",
+    "valkeys",
+    "redis+unix",
+    "valkey+unix",
+    "unix",
+];
+
+/// Parses `url`, naming `setting` in the error.
+pub(super) fn parse(url: &str, setting: &str) -> Result<ConnectionInfo, InvalidConfig> {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err(InvalidConfig::new(
+            setting,
+            "has no scheme; expected redis://host:port/db",
+        ));
+    };
+    if !SCHEMES.contains(&scheme) {
+        return Err(InvalidConfig::new(
+            setting,
+            format!("the scheme `{scheme}` is not supported; expected redis://"),
+        ));
+    }
+    url.into_connection_info().map_err(|e| {
+        // The driver's messages are fixed texts ("Invalid database number", ...) followed by
+        // the error kind; keep the text, which never quotes the URL.
+        let text = e.to_string();
+        let text = text.split(" - ").next().unwrap_or_default();
+        let problem = if text == "Redis URL did not parse" {
+            "is not a valid URL (check the host and port)".to_owned()
+        } else {
+            format!("is not a valid Redis URL: {text}")
+        };
+        InvalidConfig::new(setting, problem).with_source(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_hidden() {
+        let config = Config::from_url("redis://user:hunter2@127.0.0.1:6379/3").unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("redis://user:***@127.0.0.1:6379/3"),
+            "{debug}"
+        );
+        let manager = config.manager().unwrap();
+        assert!(!format!("{manager:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn malformed_urls_are_named() {
+        let err = Config::from_url("127.0.0.1:6379").unwrap_err();
+        assert_eq!(err.setting(), "url");
+        assert!(err.problem().contains("no scheme"), "{err}");
+
+        let err = Config::from_url("http://127.0.0.1:6379").unwrap_err();
+        assert!(err.problem().contains("`http`"), "{err}");
+
+        let err = Config::from_url("redis://127.0.0.1:6379/notanumber").unwrap_err();
+        assert!(err.problem().contains("database"), "{err}");
+
+        let err = Config::from_url("redis://:pw@127.0.0.1:99999/0").unwrap_err();
+        assert!(err.problem().contains("not a valid URL"), "{err}");
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn env_names_the_variable() {
+        let prefix = "POOL_DRIVERS_REDIS_UNIT_TEST";
+        std::env::set_var(format!("{prefix}_URL"), "redis://127.0.0.1:6379/1");
+        std::env::set_var(format!("{prefix}_ACQUIRE_TIMEOUT"), "2s");
+        let config = Config::from_env(prefix).unwrap();
+        assert_eq!(config.pool.acquire_timeout, Some(Duration::from_secs(2)));
+
+        std::env::set_var(format!("{prefix}_URL"), "nope");
+        let err = Config::from_env(prefix).unwrap_err();
+        assert_eq!(err.setting(), format!("{prefix}_URL"));
+        std::env::remove_var(format!("{prefix}_URL"));
+        std::env::remove_var(format!("{prefix}_ACQUIRE_TIMEOUT"));
+    }
+}

@@ -1,0 +1,92 @@
+//! [`Error`]: why a Redis connection could not be opened, checked or reset.
+
+use ::redis::{ErrorKind as RedisKind, RedisError, ServerErrorKind};
+
+use crate::InvalidConfig;
+
+/// What the Redis [`Manager`](super::Manager) (and the cluster manager) fails with.
+///
+/// Connect failures that retrying cannot fix have variants of their own, each carrying the
+/// server's own reply; the pool hands those to the caller at once
+/// ([`ErrorKind::Permanent`](pool_core::ErrorKind::Permanent)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The host name does not resolve to any address.
+    #[error("cannot resolve the Redis host {host:?}")]
+    UnknownHost {
+        /// The name from the URL.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server refused the user name or password.
+    #[error("the Redis server refused the credentials: {message}")]
+    AuthenticationFailed {
+        /// The server's reply, such as `WRONGPASS invalid username-password pair or user is
+        /// disabled.`.
+        message: String,
+    },
+    /// The server cannot select the configured database (its index is out of range).
+    #[error("the Redis server cannot select database {db}: {message}")]
+    UnknownDatabase {
+        /// The configured database index.
+        db: i64,
+        /// The server's reply, such as `ERR DB index is out of range`.
+        message: String,
+    },
+    /// Restoring the session on reset failed (on servers before 6.2, which lack `RESET`).
+    #[error("could not reset the Redis session: {message}")]
+    ResetFailed {
+        /// The server's reply.
+        message: String,
+    },
+    /// The configuration could not be turned into connection settings.
+    #[error(transparent)]
+    InvalidConfig(InvalidConfig),
+    /// Any other error of the driver: I/O (refused, reset, timed out), protocol, server.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+}
+
+impl Error {
+    /// Sorts a connect error from the driver into the variants above.
+    pub(super) fn from_connect(error: RedisError) -> Self {
+        let auth = matches!(
+            error.kind(),
+            RedisKind::AuthenticationFailed | RedisKind::Server(ServerErrorKind::NoPerm)
+        ) || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"));
+        if auth {
+            return Error::AuthenticationFailed {
+                message: error.to_string(),
+            };
+        }
+        Error::Redis(error)
+    }
+
+    /// Whether retrying the connect cannot help.
+    pub(super) fn is_permanent(&self) -> bool {
+        match self {
+            Error::UnknownHost { .. }
+            | Error::AuthenticationFailed { .. }
+            | Error::UnknownDatabase { .. }
+            | Error::ResetFailed { .. }
+            | Error::InvalidConfig(_) => true,
+            Error::Redis(e) => matches!(
+                e.kind(),
+                RedisKind::InvalidClientConfig
+                    | RedisKind::AuthenticationFailed
+                    | RedisKind::RESP3NotSupported
+            ),
+        }
+    }
+}
+
+/// A server's error reply as the server wrote it: `CODE detail`.
+pub(super) fn server_message(error: &::redis::ServerError) -> String {
+    match error.details() {
+        Some(detail) => format!("{} {detail}", error.code()),
+        None => error.code().to_owned(),
+    }
+}

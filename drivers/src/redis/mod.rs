@@ -1,0 +1,54 @@
+//! Redis pools over single [`redis`] connections, and Redis Cluster pools behind the
+//! `redis-cluster` feature ([`cluster`]).
+//!
+//! A pooled connection is a [`RedisConnection`]: one socket to the server (a
+//! [`MultiplexedConnection`](::redis::aio::MultiplexedConnection), the only async connection
+//! redis 1.x offers, used by one borrower at a time) wrapped so the pool knows what was done
+//! with it. It implements [`ConnectionLike`](::redis::aio::ConnectionLike), so
+//! [`AsyncCommands`](::redis::AsyncCommands) methods work on the guard directly and
+//! `cmd(..).query_async(&mut *conn)` works with a reborrow.
+//!
+//! - **check** is `PING`.
+//! - **reset** costs nothing unless the borrower changed the session: after `MULTI` not ended
+//!   by `EXEC`/`DISCARD`, a `WATCH` still in force, `SELECT`, `AUTH`, `HELLO`, `CLIENT ...`,
+//!   `READONLY`/`READWRITE`, it sends `RESET` (Redis 6.2+) pipelined with the connection's own
+//!   setup (`AUTH`/`HELLO`, `SELECT` of the configured database): one round trip. On an older
+//!   server `RESET` fails, and the connection is closed and replaced instead.
+//! - **has_broken** says yes when a reply was never read (the request's future was dropped or
+//!   timed out), when the connection failed with an I/O or protocol error, or after commands
+//!   that leave a connection unusable for plain requests (`SUBSCRIBE`, `MONITOR`, `QUIT`,
+//!   `CLIENT REPLY`, ...). Such connections are closed, never handed out again.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use pool_drivers::redis::redis::AsyncCommands;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = pool_drivers::redis::Config::from_url("redis://127.0.0.1:6379/")?.create_pool()?;
+//! let mut conn = pool.get().await?;
+//! let _: () = conn.set("greeting", "hello").await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(feature = "redis-cluster")]
+pub mod cluster;
+mod config;
+mod connection;
+mod error;
+mod manager;
+mod session;
+
+pub use ::redis;
+pub use config::Config;
+pub use connection::RedisConnection;
+pub use error::Error;
+pub use manager::Manager;
+
+/// A pool of Redis connections.
+pub type Pool = pool_core::Pool<Manager>;
+/// A connection checked out of a [`Pool`]; derefs to [`RedisConnection`].
+pub type Connection = pool_core::PooledConnection<Manager>;
+/// What [`Pool::get`](pool_core::Pool::get) fails with.
+pub type PoolError = pool_core::Error<Error>;

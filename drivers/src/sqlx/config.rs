@@ -1,0 +1,162 @@
+//! [`Config`]: a sqlx URL and the pool settings.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use super::{Manager, Pool, SqlxConnection};
+use crate::settings::{pool_from_env, redact_url, url_from_env};
+use crate::InvalidConfig;
+
+/// Settings of a pool of sqlx connections of type `C`: the URL sqlx parses, and the pool
+/// settings.
+///
+/// Usually named through a database's alias, e.g. `pool_drivers::sqlx::postgres::Config`.
+/// `Debug` hides the URL's password.
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(bound = ""))]
+pub struct Config<C: SqlxConnection> {
+    /// The URL sqlx connects with, in sqlx's own format: `postgres://user:password@host/db`,
+    /// `mysql://user@host/db`, `sqlite://path/to/file.db`, `sqlite::memory:`. Its query
+    /// parameters are sqlx's (`sslmode`, `mode`, ...).
+    pub url: String,
+    /// Pool settings.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub pool: pool_core::Config,
+    #[cfg_attr(feature = "serde", serde(skip))]
+    connection: PhantomData<fn() -> C>,
+}
+
+impl<C: SqlxConnection> Clone for Config<C> {
+    fn clone(&self) -> Self {
+        Config {
+            url: self.url.clone(),
+            pool: self.pool.clone(),
+            connection: PhantomData,
+        }
+    }
+}
+
+impl<C: SqlxConnection> fmt::Debug for Config<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &C::NAME)
+            .field("url", &redact_url(&self.url))
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl<C: SqlxConnection> Config<C> {
+    /// Settings for `url` with the default pool settings. The URL is checked by
+    /// [`Config::manager`]; use [`Config::from_url`] to check it at once.
+    pub fn new(url: impl Into<String>) -> Self {
+        Config {
+            url: url.into(),
+            pool: pool_core::Config::default(),
+            connection: PhantomData,
+        }
+    }
+
+    /// Settings for `url`, which must parse as a URL of this database.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] for `url` naming the problem: another database's scheme, or what
+    /// sqlx could not parse.
+    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+        let config = Config::new(url);
+        config.options()?;
+        Ok(config)
+    }
+
+    /// Reads `{prefix}_URL` and the pool settings `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`,
+    /// `{prefix}_INITIAL_SIZE`, `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`,
+    /// `{prefix}_MAX_LIFETIME`, `{prefix}_IDLE_TIMEOUT`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming the variable that is missing or malformed.
+    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
+        let name = format!("{prefix}_URL");
+        let mut config = Config::from_url(&url_from_env(prefix)?)
+            .map_err(|e| InvalidConfig::new(&name, e.problem()))?;
+        pool_from_env(prefix, &mut config.pool)?;
+        Ok(config)
+    }
+
+    fn options(&self) -> Result<C::Options, InvalidConfig> {
+        let scheme_ok = C::SCHEMES.iter().any(|s| {
+            self.url
+                .get(..s.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(s))
+        });
+        if !scheme_ok {
+            let found = self.url.split_once(':').map_or("no scheme", |(s, _)| s);
+            return Err(InvalidConfig::new(
+                "url",
+                format!(
+                    "expected a {} URL starting with {}, found {found:?}",
+                    C::NAME,
+                    C::SCHEMES.join(" or ")
+                ),
+            ));
+        }
+        // sqlx's parse errors name the part that failed (a port, an option), not the URL, so
+        // they carry no password.
+        <C::Options as FromStr>::from_str(&self.url).map_err(|e| {
+            InvalidConfig::new(
+                "url",
+                format!("is not a valid {} URL: {}", C::NAME, inner_message(&e)),
+            )
+        })
+    }
+
+    /// The manager for these settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] when the URL cannot be parsed.
+    pub fn manager(&self) -> Result<Manager<C>, InvalidConfig> {
+        Ok(Manager::new(self.options()?))
+    }
+
+    /// A pool that opens connections when they are first needed (and keeps `min_idle` open in
+    /// the background). Must be called within a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] when the URL or a pool setting cannot work.
+    pub fn create_pool(&self) -> Result<Pool<C>, InvalidConfig> {
+        crate::settings::lazy_pool(self.manager()?, &self.pool)
+    }
+
+    /// A pool with `pool.initial_size` connections already open, so a wrong password or a
+    /// missing database is reported here rather than on the first
+    /// [`get`](pool_core::Pool::get).
+    ///
+    /// # Errors
+    ///
+    /// [`pool_core::BuildError::Config`] when a pool setting cannot work;
+    /// [`pool_core::BuildError::Connect`] when an initial connection cannot be opened, or with
+    /// [`sqlx::Error::Configuration`](::sqlx::Error::Configuration) when the URL cannot be
+    /// parsed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the connections opened so far; nothing else is left behind.
+    pub async fn build_pool(&self) -> Result<Pool<C>, pool_core::BuildError<::sqlx::Error>> {
+        crate::settings::open_pool(self.manager(), &self.pool, |e| {
+            ::sqlx::Error::Configuration(Box::new(e))
+        })
+        .await
+    }
+}
+
+/// sqlx wraps parse errors as "error with configuration: ..."; the inner part is the news.
+fn inner_message(error: &::sqlx::Error) -> String {
+    match error {
+        ::sqlx::Error::Configuration(inner) => inner.to_string(),
+        other => other.to_string(),
+    }
+}
