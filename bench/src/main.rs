@@ -1,13 +1,22 @@
 //! Side-by-side benchmarks of `pool-core` against deadpool and bb8, in one process and one run.
 //!
-//! `cargo run --release -p pool-bench -- micro [--quick]`
+//! `cargo run --release -p pool-bench -- [micro] [memory] [postgres] [mysql] [redis] [--quick]`
+//! (no suite: all of them)
 
 mod contenders;
+mod memory;
 mod micro;
 mod report;
+mod servers;
+
+use servers::Outcome;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "memory-probe") {
+        memory::probe_main(&args[1..]);
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args
         .iter()
@@ -15,21 +24,51 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let suites = if suites.is_empty() {
-        vec!["micro"]
+        vec!["micro", "memory", "postgres", "mysql", "redis"]
     } else {
         suites
     };
+    let server_plan = || {
+        if quick {
+            servers::Plan::quick()
+        } else {
+            servers::Plan::full()
+        }
+    };
+    let mut failed = false;
     for suite in suites {
-        match suite {
-            "micro" => micro::run(&if quick {
-                micro::Plan::quick()
-            } else {
-                micro::Plan::full()
-            }),
+        let outcome = match suite {
+            "micro" => {
+                micro::run(&if quick {
+                    micro::Plan::quick()
+                } else {
+                    micro::Plan::full()
+                });
+                Outcome::Done
+            }
+            "memory" => {
+                memory::run(&if quick {
+                    memory::Plan::quick()
+                } else {
+                    memory::Plan::full()
+                });
+                Outcome::Done
+            }
+            "postgres" => servers::run::<servers::postgres::Postgres>(&server_plan()),
+            "mysql" => servers::run::<servers::mysql::Mysql>(&server_plan()),
+            "redis" => servers::run::<servers::redis::Redis>(&server_plan()),
             other => {
-                eprintln!("unknown suite `{other}`; available: micro");
+                eprintln!(
+                    "unknown suite `{other}`; available: micro, memory, postgres, mysql, redis"
+                );
                 std::process::exit(2);
             }
-        }
+        };
+        // A server that is not there skips its suite; one that fails mid-run is an error, so
+        // a suite that stopped working cannot pass unnoticed.
+        failed |= outcome == Outcome::Failed;
+    }
+    if failed {
+        std::process::exit(1);
     }
 }

@@ -59,3 +59,13 @@ pub fn table(header: &[String], rows: &[Vec<String>]) {
     }
     println!();
 }
+
+/// The `q`-quantile (0 to 1) of `sorted` by nearest rank; zero for an empty slice.
+pub fn percentile(sorted: &[std::time::Duration], q: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    // Nearest rank: the smallest value with at least q of the values at or below it.
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
