@@ -120,6 +120,16 @@ impl Wait {
     }
 }
 
+/// When an acquire started (now, if it has not been given a start yet) and its deadline, given
+/// how long it may take in all.
+fn started_and_deadline(
+    started: &mut Option<Instant>,
+    limit: Option<Duration>,
+) -> (Instant, Option<Instant>) {
+    let start = *started.get_or_insert_with(Instant::now);
+    (start, limit.and_then(|limit| start.checked_add(limit)))
+}
+
 /// What [`Pool::begin`] found.
 enum Step<M: Manager> {
     /// An idle connection, now counted in use.
@@ -239,10 +249,7 @@ impl<M: Manager> Pool<M> {
             // The fast path reads no real clock: the deadline is only worked out if a reset or
             // check has to wait, and then the acquire counts as started at that moment. That
             // start is kept, so a caller whose connection fails gets no fresh limit.
-            let deadline = || {
-                let start = *started.get_or_insert_with(Instant::now);
-                limit.and_then(|limit| start.checked_add(limit))
-            };
+            let deadline = || started_and_deadline(&mut started, limit).1;
             // Most checkouts need neither a reset nor a check: they skip the async part.
             let prepared = match self.inspect(live, &policy) {
                 Inspected::Ready(live) => Some(live),
@@ -283,8 +290,7 @@ impl<M: Manager> Pool<M> {
                             None => {}
                         }
                     }
-                    let start = *started.get_or_insert_with(Instant::now);
-                    let deadline = limit.and_then(|limit| start.checked_add(limit));
+                    let (start, deadline) = started_and_deadline(&mut started, limit);
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(self.timeout(start, TimeoutStage::Preparing));
                     }
