@@ -20,6 +20,7 @@ use integration_tests::faults::{chain, Tenant};
 use integration_tests::invariants::{assert_invariants, eventually, server_agrees, Acquires};
 use integration_tests::{server, Kind, Server};
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
+use pool_drivers::{redis, ErrorKind, Manager as _};
 use tokio::time::Instant;
 
 for_each_server!(restart_under_load, built_while_down);
@@ -249,6 +250,49 @@ async fn connection_limit_below_max_size_redis() {
     let (pool, acquires) = fault_shared::limited_work::<Redis>(&tenant, None).await;
     drop(limit);
     assert_invariants(&pool, &[&tenant], &acquires).await;
+}
+
+/// A server at its `maxclients` limit answers a new client with `-ERR max number of clients
+/// reached` and closes the socket. The connect error carries that reply, not the "broken pipe"
+/// or "connection reset" of the read that follows, and is worth retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_at_maxclients_is_named_and_worth_retrying() {
+    let Some(server) = server(Kind::Redis).await else {
+        return;
+    };
+    // Every new client of the server is refused for a moment: no other test may connect then.
+    let _serial = serial().await;
+    let tenant = Tenant::create(Kind::Redis, &server, "maxclients").await;
+    // Both handshakes: RESP2 (`CLIENT SETINFO` first) and RESP3 (`HELLO` first).
+    let managers = [
+        server.url().to_owned(),
+        format!("{}?protocol=resp3", tenant.url(tenant.server_addr())),
+    ]
+    .map(|url| redis::Config::from_url(&url).unwrap().manager().unwrap());
+    let errors = {
+        // Sessions already open stay (the guard's own included), every new one is refused;
+        // the server is shared, so the limit is put back right after the two connects.
+        let _limit = RedisConfig::set(&tenant, "maxclients", "1");
+        let mut errors = Vec::new();
+        for manager in &managers {
+            errors.push(manager.connect().await.err());
+        }
+        errors
+    };
+    for (manager, error) in managers.iter().zip(errors) {
+        match error {
+            Some(error @ redis::Error::TooManyConnections { .. }) => {
+                let text = error.to_string();
+                assert!(text.contains("ERR max number of clients reached"), "{text}");
+                assert_eq!(manager.classify(&error), ErrorKind::Transient);
+            }
+            other => panic!("expected TooManyConnections, got {other:?}"),
+        }
+        manager
+            .connect()
+            .await
+            .expect("a connect once the limit is back");
+    }
 }
 
 /// Scenario 6b for MySQL: the server-wide `wait_timeout` at one second for new sessions.

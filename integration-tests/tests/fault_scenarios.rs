@@ -630,7 +630,6 @@ async fn returned_inside_a_transaction_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open: on MariaDB the background reset lands after the 1 s window (the test passes given 1.7 s)"]
 async fn returned_inside_a_transaction_mysql() {
     returned_inside_a_transaction::<Mysql>().await;
 }

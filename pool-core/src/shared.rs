@@ -203,7 +203,8 @@ impl<M: Manager> State<M> {
                 continue;
             }
             self.waiting -= 1;
-            self.slots.send(waiter.slot, Grant::Failed(Arc::clone(error)));
+            self.slots
+                .send(waiter.slot, Grant::Failed(Arc::clone(error)));
             if !all {
                 break;
             }

@@ -173,9 +173,7 @@ impl<M: Manager> Future for Waiter<'_, M> {
     type Output = Grant<M>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Grant<M>> {
-        let slot = self
-            .slot
-            .expect("a Waiter is not polled after it finished");
+        let slot = self.slot.expect("a Waiter is not polled after it finished");
         let grant = self.shared.lock().slots.poll(slot, cx.waker());
         match grant {
             Some(grant) => {

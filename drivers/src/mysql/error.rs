@@ -27,7 +27,8 @@ pub enum Error {
     /// The database named in the URL does not exist (error 1049).
     #[error("the database does not exist: {0}")]
     UnknownDatabase(ServerError),
-    /// The server is at its connection limit (errors 1040, 1203); worth another try.
+    /// The server or the account is at its connection limit (errors 1040, 1203, 1226); worth
+    /// another try.
     #[error("the MySQL server has too many connections: {0}")]
     TooManyConnections(ServerError),
     /// The configuration could not be turned into connection options.
@@ -61,8 +62,10 @@ impl Error {
             // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL), ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB).
             1044 | 1045 | 1130 | 1698 | 1862 | 3118 | 4151 => Error::AccessDenied(server),
             1049 => Error::UnknownDatabase(server),
-            // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS.
-            1040 | 1203 => Error::TooManyConnections(server),
+            // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS, and ER_USER_LIMIT_REACHED when
+            // the account's `max_user_connections` is used up: connections of the same user
+            // closing frees a slot, so these are retried like the server-wide limit.
+            1040 | 1203 | 1226 => Error::TooManyConnections(server),
             _ => Error::Mysql(mysql_async::Error::Server(server)),
         }
     }
@@ -90,5 +93,52 @@ impl Error {
                 mysql_async::Error::Io(_) | mysql_async::Error::Other(_) => false,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16, state: &str, message: &str) -> mysql_async::Error {
+        mysql_async::Error::Server(ServerError {
+            code,
+            message: message.to_owned(),
+            state: state.to_owned(),
+        })
+    }
+
+    #[test]
+    fn connection_limits_are_worth_retrying() {
+        let cases = [
+            (1040, "08004", "Too many connections"),
+            (
+                1203,
+                "42000",
+                "User root already has more than 'max_user_connections' active connections",
+            ),
+            (
+                1226,
+                "42000",
+                "User 'app' has exceeded the 'max_user_connections' resource (current value: 2)",
+            ),
+        ];
+        for (code, state, message) in cases {
+            let error = Error::from_connect(server_error(code, state, message));
+            assert!(
+                matches!(error, Error::TooManyConnections(_)),
+                "{code}: {error:?}"
+            );
+            assert!(!error.is_permanent(), "{code}");
+            assert_eq!(error.server_code(), Some(code));
+            assert!(error.to_string().contains(message), "{error}");
+        }
+    }
+
+    #[test]
+    fn refused_credentials_are_permanent() {
+        let error = Error::from_connect(server_error(1045, "28000", "Access denied"));
+        assert!(matches!(error, Error::AccessDenied(_)), "{error:?}");
+        assert!(error.is_permanent());
     }
 }

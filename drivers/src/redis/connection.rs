@@ -6,6 +6,7 @@ use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use ::redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::session::Session;
+use super::socket::Driver;
 
 /// One connection to a Redis server, as handed out by the pool.
 ///
@@ -22,15 +23,18 @@ use super::session::Session;
 /// closed when returned to the pool instead of being reused.
 pub struct RedisConnection {
     inner: MultiplexedConnection,
+    /// The task doing the socket's I/O, stopped with the connection.
+    _driver: Driver,
     /// The database the configuration selects, restored by `reset`.
     db: i64,
     pub(super) session: Session,
 }
 
 impl RedisConnection {
-    pub(super) fn new(inner: MultiplexedConnection, db: i64) -> Self {
+    pub(super) fn new(inner: MultiplexedConnection, driver: Driver, db: i64) -> Self {
         RedisConnection {
             inner,
+            _driver: driver,
             db,
             session: Session::default(),
         }

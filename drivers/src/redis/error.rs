@@ -36,6 +36,13 @@ pub enum Error {
         /// The server's reply, such as `ERR DB index is out of range`.
         message: String,
     },
+    /// The server is at its client limit (`maxclients`): it answered the new connection with
+    /// an error and closed it. Worth another try, once other clients have gone.
+    #[error("the Redis server has too many clients: {message}")]
+    TooManyConnections {
+        /// The server's reply, such as `ERR max number of clients reached`.
+        message: String,
+    },
     /// Restoring the session on reset failed (on servers before 6.2, which lack `RESET`).
     #[error("could not reset the Redis session: {message}")]
     ResetFailed {
@@ -79,6 +86,7 @@ impl Error {
                     | RedisKind::AuthenticationFailed
                     | RedisKind::RESP3NotSupported
             ),
+            Error::TooManyConnections { .. } => false,
         }
     }
 }

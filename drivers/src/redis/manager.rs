@@ -12,6 +12,7 @@ use pool_core::ErrorKind;
 
 use super::connection::RedisConnection;
 use super::error::server_message;
+use super::socket::{self, Failed};
 use super::Error;
 use crate::InvalidConfig;
 
@@ -160,6 +161,11 @@ impl Manager {
     }
 }
 
+/// Whether a server's error line is the refusal of a server at its `maxclients` limit.
+fn is_max_clients(message: &str) -> bool {
+    message.starts_with("ERR max number of clients reached")
+}
+
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the driver's own Debug, which would print the password.
@@ -177,15 +183,17 @@ impl pool_core::Manager for Manager {
     type Error = Error;
 
     async fn connect(&self) -> Result<RedisConnection, Error> {
-        let inner = match self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.connection_config)
-            .await
-        {
-            Ok(inner) => inner,
-            Err(e) => return Err(self.connect_error(e).await),
+        let (inner, driver) = match socket::connect(&self.client, &self.connection_config).await {
+            Ok(opened) => opened,
+            Err(Failed {
+                refusal: Some(message),
+                ..
+            }) if is_max_clients(&message) => {
+                return Err(Error::TooManyConnections { message });
+            }
+            Err(Failed { error, .. }) => return Err(self.connect_error(error).await),
         };
-        let mut conn = RedisConnection::new(inner, self.session.db());
+        let mut conn = RedisConnection::new(inner, driver, self.session.db());
         if self.setup_on_connect {
             self.restore(&mut conn, false).await?;
         }

@@ -39,6 +39,7 @@ mod connection;
 mod error;
 mod manager;
 mod session;
+mod socket;
 
 pub use ::redis;
 pub use config::Config;

@@ -6,7 +6,8 @@
 //!
 //! Connect errors that are permanent: access denied (1044, 1045, 1698), unknown database
 //! (1049), host not allowed (1130), an authentication plugin the client does not support
-//! (1251, 1524), a locked account (3118, 4151). Too many connections (1040, 1203) is transient.
+//! (1251, 1524), a locked account (3118, 4151). Too many connections (1040, 1203, 1226) is
+//! transient.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

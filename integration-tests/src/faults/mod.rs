@@ -132,6 +132,31 @@ pub(crate) async fn mysql_admin(url: &str) -> Result<Conn, String> {
         .map_err(|e| format!("admin connection to MySQL: {e}"))
 }
 
+/// The server thread (session) ids of the InnoDB transactions that `SHOW ENGINE INNODB STATUS`
+/// lists as active. Each transaction there starts with a `---TRANSACTION ...` line, `ACTIVE`
+/// unless it is `not started`, and names its session in a later `MySQL thread id N, ...`
+/// (MariaDB: `MariaDB thread id N, ...`) line.
+fn active_transaction_threads(status: &str) -> Vec<u64> {
+    let mut threads = Vec::new();
+    let mut in_active = false;
+    for line in status.lines() {
+        if let Some(header) = line.strip_prefix("---TRANSACTION ") {
+            in_active = header.contains(", ACTIVE");
+        } else if in_active {
+            let id = ["MySQL thread id ", "MariaDB thread id "]
+                .iter()
+                .find_map(|prefix| line.strip_prefix(prefix))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|id| id.trim().parse().ok());
+            if let Some(id) = id {
+                threads.push(id);
+                in_active = false;
+            }
+        }
+    }
+    threads
+}
+
 /// Every message in an error's source chain, joined: the real cause is in there somewhere.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -524,17 +549,26 @@ impl Tenant {
             Kind::Mysql => {
                 bounded("counting transactions", async {
                     let mut admin = mysql_admin(&self.admin_url).await?;
-                    let n: Option<i64> = admin
-                        .exec_first(
-                            "SELECT COUNT(*) FROM information_schema.INNODB_TRX t \
-                             JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
-                             WHERE p.USER = ?",
+                    let ids: Vec<u64> = admin
+                        .exec(
+                            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?",
                             (name,),
                         )
                         .await
                         .map_err(|e| chain(&e))?;
+                    // Not `information_schema.INNODB_TRX`: InnoDB fills it from a snapshot that
+                    // it refreshes only when nobody has read it for 0.1 s, so a poll every
+                    // 20 ms (and every other test's poll) keeps showing a transaction that
+                    // ended long ago. The monitor output is built afresh on each call.
+                    let status: Option<(String, String, String)> = admin
+                        .query_first("SHOW ENGINE INNODB STATUS")
+                        .await
+                        .map_err(|e| chain(&e))?;
                     let _ = admin.disconnect().await;
-                    Ok(n.unwrap_or(0))
+                    let (_, _, text) = status.ok_or("SHOW ENGINE INNODB STATUS gave no row")?;
+                    let active = active_transaction_threads(&text);
+                    let open = ids.iter().filter(|id| active.contains(id)).count();
+                    Ok(i64::try_from(open).unwrap_or(i64::MAX))
                 })
                 .await?
             }
@@ -719,5 +753,31 @@ impl Drop for Tenant {
                 self.kind, self.name
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::active_transaction_threads;
+
+    #[test]
+    fn reads_active_transactions_from_the_monitor() {
+        let status = "\
+------------
+TRANSACTIONS
+------------
+Trx id counter 50600
+---TRANSACTION (0x7fc0e00b7b80), not started
+0 lock struct(s), heap size 1128, 0 row lock(s)
+---TRANSACTION 50542, ACTIVE 3 sec
+2 lock struct(s), heap size 1128, 1 row lock(s), undo log entries 1
+MariaDB thread id 2378, OS thread handle 1316, query id 49640 127.0.0.1 app
+---TRANSACTION 50543, ACTIVE 1 sec
+MySQL thread id 17, OS thread handle 99, query id 5 localhost root
+--------
+FILE I/O
+--------
+";
+        assert_eq!(active_transaction_threads(status), vec![2378, 17]);
     }
 }
