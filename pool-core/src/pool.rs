@@ -4,9 +4,9 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::bounded::bounded;
@@ -135,7 +135,7 @@ enum Step<M: Manager> {
     /// An idle connection, now counted in use.
     Idle(Live<M::Connection>),
     /// A place in the queue, and when the acquire started.
-    Queued(usize, Instant),
+    Queued(oneshot::Receiver<Grant<M>>, Instant),
 }
 
 impl<M: Manager> Pool<M> {
@@ -219,22 +219,18 @@ impl<M: Manager> Pool<M> {
         // connection (and taken back if that connection fails its reset or check).
         let mut queued = false;
         loop {
-            // Polled once, for the waker a queued caller is woken through.
-            let (policy, step) = std::future::poll_fn(|cx| {
-                Poll::Ready(self.begin(cx.waker(), wait, !queued, started))
-            })
-            .await?;
+            let (policy, step) = self.begin(wait, !queued, started)?;
             // The wait recorded in the stats for this grant, taken back if the connection
             // turns out unusable and the caller queues again.
             let mut recorded = None;
             let live = match step {
                 Step::Idle(live) => live,
-                Step::Queued(slot, since) => {
+                Step::Queued(rx, since) => {
                     queued = true;
                     started = Some(since);
                     // Deadlines are enforced by the background task, which must be running.
                     maintenance::ensure_started(shared);
-                    match Waiter::new(shared, slot).await {
+                    match Waiter::new(shared, rx).await {
                         Grant::Conn { live, waited } => {
                             recorded = Some(waited);
                             live
@@ -304,7 +300,6 @@ impl<M: Manager> Pool<M> {
     /// `started` is when the acquire first queued, if it did.
     fn begin(
         &self,
-        waker: &Waker,
         wait: Wait,
         count_direct: bool,
         started: Option<Instant>,
@@ -333,9 +328,9 @@ impl<M: Manager> Pool<M> {
         }
         let since = started.unwrap_or_else(Instant::now);
         let deadline = limit.and_then(|limit| since.checked_add(limit));
-        let slot = st.slots.open(waker);
+        let (tx, rx) = oneshot::channel();
         st.waiters.push_back(Queued {
-            slot,
+            tx,
             since,
             deadline,
         });
@@ -353,7 +348,7 @@ impl<M: Manager> Pool<M> {
         if wake {
             self.shared.wake.notify_one();
         }
-        Ok((policy, Step::Queued(slot, since)))
+        Ok((policy, Step::Queued(rx, since)))
     }
 
     /// Looks at a connection on its way out, without awaiting: closes it if it expired or

@@ -23,7 +23,7 @@ use crate::health::{Health, HealthState};
 use crate::leak::{self, LeakRecord};
 use crate::manager::Manager;
 use crate::stats::{CloseReason, Stats, Status};
-use crate::waiter::{Grant, Queued, Slots};
+use crate::waiter::{Grant, Queued};
 
 /// What a connection found in the pool went through before it was handed out.
 #[derive(Clone, Copy)]
@@ -47,9 +47,7 @@ pub(crate) struct State<M: Manager> {
     pub(crate) connecting: usize,
     /// Queued callers, oldest first. Some entries may belong to callers that gave up
     /// (`abandoned` of them); they are skipped when met and purged when they pile up.
-    pub(crate) waiters: VecDeque<Queued>,
-    /// What is handed to queued callers.
-    pub(crate) slots: Slots<M>,
+    pub(crate) waiters: VecDeque<Queued<M>>,
     /// No queued caller's deadline is earlier than this (it may be earlier than every one).
     pub(crate) next_deadline: Option<Instant>,
     /// When the background task wakes next on its own; `None` while it is awake (or not
@@ -162,7 +160,7 @@ impl<M: Manager> State<M> {
     /// or hands it back with the reason it must be closed.
     pub(crate) fn put_back(
         &mut self,
-        live: Live<M::Connection>,
+        mut live: Live<M::Connection>,
         now: Option<Nanos>,
     ) -> Result<(), (Live<M::Connection>, CloseReason)> {
         if let Some(reason) = self.retire_reason(&live.meta, now) {
@@ -173,18 +171,25 @@ impl<M: Manager> State<M> {
             let Some(waiter) = self.waiters.pop_front() else {
                 break;
             };
-            if self.slots.release_abandoned(waiter.slot) {
+            if waiter.tx.is_closed() {
                 self.abandoned -= 1;
                 continue;
             }
             // Recorded here, under the lock taken anyway, so the caller needs no lock of its own.
             let waited = waiter.since.elapsed();
-            self.slots.send(waiter.slot, Grant::Conn { live, waited });
-            self.waiting -= 1;
-            self.in_use += 1;
-            self.stats.acquires_waited += 1;
-            self.stats.wait_time.record(waited);
-            return Ok(());
+            match waiter.tx.send(Grant::Conn { live, waited }) {
+                Ok(()) => {
+                    self.waiting -= 1;
+                    self.in_use += 1;
+                    self.stats.acquires_waited += 1;
+                    self.stats.wait_time.record(waited);
+                    return Ok(());
+                }
+                // Receivers close only under this lock, after `is_closed` said no, so this cannot
+                // happen; stay correct anyway and try the next waiter.
+                Err(Grant::Conn { live: back, .. }) => live = back,
+                Err(_) => unreachable!("a send returns what it was given"),
+            }
         }
         self.idle.push_back(live);
         Ok(())
@@ -198,13 +203,12 @@ impl<M: Manager> State<M> {
             let Some(waiter) = self.waiters.pop_front() else {
                 break;
             };
-            if self.slots.release_abandoned(waiter.slot) {
+            if waiter.tx.is_closed() {
                 self.abandoned -= 1;
                 continue;
             }
             self.waiting -= 1;
-            self.slots
-                .send(waiter.slot, Grant::Failed(Arc::clone(error)));
+            let _ = waiter.tx.send(Grant::Failed(Arc::clone(error)));
             if !all {
                 break;
             }
@@ -225,10 +229,12 @@ impl<M: Manager> State<M> {
             let Some(waiter) = self.waiters.pop_front() else {
                 break;
             };
-            if self.slots.release_abandoned(waiter.slot) {
+            if waiter.tx.is_closed() {
                 gone += 1;
             } else if waiter.deadline.is_some_and(|at| at <= now) {
-                self.slots.send(waiter.slot, Grant::TimedOut);
+                // The receiver is open and grants are only sent under this lock, so it takes
+                // this one.
+                let _ = waiter.tx.send(Grant::TimedOut);
                 expired += 1;
             } else {
                 if let Some(at) = waiter.deadline {
@@ -240,13 +246,6 @@ impl<M: Manager> State<M> {
         self.waiting -= expired;
         self.abandoned -= gone;
         self.next_deadline = next;
-    }
-
-    /// Drops the queue entries of callers who gave up.
-    pub(crate) fn purge_abandoned(&mut self) {
-        let State { waiters, slots, .. } = self;
-        waiters.retain(|w| !slots.release_abandoned(w.slot));
-        self.abandoned = 0;
     }
 
     /// Connections still wanted: queued callers, the `min_idle` shortfall and what a lazy build
@@ -328,7 +327,6 @@ impl<M: Manager> Shared<M> {
                 in_use: 0,
                 connecting: 0,
                 waiters: VecDeque::new(),
-                slots: Slots::new(),
                 next_deadline: None,
                 sleeping_until: None,
                 waiting: 0,
@@ -507,9 +505,7 @@ impl<M: Manager> Shared<M> {
         // Sent under the lock: a waiter giving up at the same moment must see either the
         // grant or its own place in the count, never neither.
         for waiter in std::mem::take(&mut st.waiters) {
-            if !st.slots.release_abandoned(waiter.slot) {
-                st.slots.send(waiter.slot, Grant::Closed);
-            }
+            let _ = waiter.tx.send(Grant::Closed);
         }
         st.waiting = 0;
         st.abandoned = 0;
