@@ -3,7 +3,8 @@
 //!
 //! `hot_path [OPS]` runs the uncontended path (acquire an idle connection, drop it);
 //! `hot_path OPS TASKS hold` runs TASKS tasks on 8 connections that hold each one across a
-//! `yield_now`, so most acquires wait.
+//! `yield_now`, so most acquires wait. A last argument `multi` runs either on the multi-thread
+//! runtime instead.
 
 use pool_core::{Manager, Pool};
 
@@ -35,10 +36,15 @@ fn main() {
     let ops = number(1, 10_000_000);
     let tasks = number(2, 1);
     let hold = args.get(3).is_some_and(|a| a == "hold");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let multi = args.last().is_some_and(|a| a == "multi");
+    let rt = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
+    .expect("a tokio runtime");
     rt.block_on(async {
         let pool = Pool::builder(Unit)
             .max_size(8)
