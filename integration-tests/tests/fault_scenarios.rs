@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use fault_shared::{config, for_each_server, hold};
+use fault_shared::{config, echo_in_turn, for_each_server, hold, sessions_gone};
 use integration_tests::faults::backend::{pool, Backend, Mysql, Postgres, Redis};
 use integration_tests::faults::load::{Failure, Load, Rng, Work};
 use integration_tests::faults::server::PgRoleSetting;
@@ -196,20 +196,8 @@ async fn killed_idle_connections<B: Backend>() {
     eventually("min_idle opened", Duration::from_secs(5), filled).await;
 
     assert_eq!(tenant.kill_sessions().await.unwrap(), 3);
-    eventually("the sessions gone", Duration::from_secs(2), || async {
-        match tenant.sessions().await? {
-            0 => Ok(()),
-            n => Err(format!("{n} left")),
-        }
-    })
-    .await;
-    for i in 0..6 {
-        let mut conn = acquires
-            .get(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("acquire {i} after the kill: {}", chain(&e)));
-        assert_eq!(B::echo(&mut conn, i).await.unwrap(), i);
-    }
+    sessions_gone(&tenant, "the sessions gone", Duration::from_secs(2)).await;
+    echo_in_turn::<B, _>(&pool, &acquires, 6, "the kill").await;
     drop(hold::<B, _>(&pool, &acquires, 4).await);
 
     config.keepalive_interval = Some(Duration::from_millis(200));
@@ -474,17 +462,7 @@ async fn close_with_waiters_queued<B: Backend>() {
         );
     }
     assert!(pool.close_and_wait(Duration::from_secs(1)).await);
-    eventually(
-        "the pool's sessions gone",
-        Duration::from_secs(1),
-        || async {
-            match tenant.sessions().await? {
-                0 => Ok(()),
-                n => Err(format!("{n} left")),
-            }
-        },
-    )
-    .await;
+    sessions_gone(&tenant, "the pool's sessions gone", Duration::from_secs(1)).await;
     assert_invariants(&pool, &[&tenant], &acquires).await;
 }
 
@@ -540,13 +518,7 @@ async fn manager_replaced_at_run_time<B: Backend>() {
         replace(to);
     }
     let last_change = changes.last().unwrap().1;
-    eventually("user A's sessions gone", Duration::from_secs(1), || async {
-        match a.sessions().await? {
-            0 => Ok(()),
-            n => Err(format!("{n} left")),
-        }
-    })
-    .await;
+    sessions_gone(&a, "user A's sessions gone", Duration::from_secs(1)).await;
     let accepted_a = proxy_a.accepted();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let steps = load.stop().await;

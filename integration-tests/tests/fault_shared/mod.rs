@@ -77,6 +77,33 @@ where
     held
 }
 
+/// `n` acquires one after another, each proven with its own echo; `after` names what the
+/// pool just went through, for the failure message.
+pub async fn echo_in_turn<B: Backend, M>(pool: &Pool<M>, acquires: &Acquires, n: i64, after: &str)
+where
+    M: Manager<Connection = B::Conn, Error = B::Error>,
+{
+    for i in 0..n {
+        let mut conn = acquires
+            .get(pool)
+            .await
+            .unwrap_or_else(|e| panic!("acquire {i} after {after}: {}", chain(&e)));
+        assert_eq!(B::echo(&mut conn, i).await.unwrap(), i);
+    }
+}
+
+/// Waits, at most `within`, until the server counts no session of `tenant`; `what` names
+/// them in the failure message.
+pub async fn sessions_gone(tenant: &Tenant, what: &str, within: Duration) {
+    eventually(what, within, || async {
+        match tenant.sessions().await? {
+            0 => Ok(()),
+            n => Err(format!("{n} left")),
+        }
+    })
+    .await;
+}
+
 /// Scenario 5, a server connection limit below `max_size`: 12 tasks loop acquire + echo for
 /// three seconds on a pool of 6 that the server lets have fewer sessions. Work goes on over
 /// the sessions the server allows: no step fails, no acquire outlives its deadline (so none
@@ -158,24 +185,13 @@ pub async fn server_idle_timeout<B: Backend>(tenant: &Tenant) {
     config.max_size = 3;
     let pool = pool::<B>(tenant, tenant.server_addr(), config.clone());
     drop(hold::<B, _>(&pool, &acquires, 3).await);
-    eventually(
+    sessions_gone(
+        tenant,
         "the server ending idle sessions",
         Duration::from_secs(5),
-        || async {
-            match tenant.sessions().await? {
-                0 => Ok(()),
-                n => Err(format!("{n} left")),
-            }
-        },
     )
     .await;
-    for i in 0..6 {
-        let mut conn = acquires
-            .get(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("acquire {i} after the idle timeout: {}", chain(&e)));
-        assert_eq!(B::echo(&mut conn, i).await.unwrap(), i);
-    }
+    echo_in_turn::<B, _>(&pool, &acquires, 6, "the idle timeout").await;
     let stats = pool.stats();
     let found = stats.checks_failed
         + stats.closes.get(CloseReason::Broken)
