@@ -3,7 +3,7 @@
 //!
 //! `hot_path [OPS]` runs the uncontended path (acquire an idle connection, drop it);
 //! `hot_path OPS TASKS hold` runs TASKS tasks on 8 connections that hold each one across a
-//! `yield_now`, so most acquires wait. A last argument `multi` runs either on the multi-thread
+//! `yield_now`, so most acquires wait. A last argument `multi` runs them on the multi-thread
 //! runtime instead.
 
 use pool_core::{Manager, Pool};
