@@ -1,7 +1,8 @@
 //! What the commands sent on a connection did to it: the bookkeeping behind `reset` and
 //! `has_broken`, shared by single and cluster connections.
 
-use ::redis::{Arg, Cmd, ErrorKind, RedisResult};
+use ::redis::aio::ConnectionLike;
+use ::redis::{Arg, Cmd, ErrorKind, Pipeline, RedisResult, Value};
 
 /// What one command does to the connection's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +167,33 @@ impl Session {
         }
         self.multi = multi;
         self.watch = watch;
+    }
+
+    /// Sends `cmd` on `conn`, keeping the books on what it does to the session.
+    pub(crate) async fn command<C: ConnectionLike>(
+        &mut self,
+        conn: &mut C,
+        cmd: &Cmd,
+    ) -> RedisResult<Value> {
+        self.before(std::iter::once(cmd));
+        let result = conn.req_packed_command(cmd).await;
+        self.after(std::iter::once(cmd), &result);
+        result
+    }
+
+    /// Sends `pipeline` on `conn` and reads `count` replies after the first `offset`, keeping
+    /// the books on what it does to the session.
+    pub(crate) async fn pipeline<C: ConnectionLike>(
+        &mut self,
+        conn: &mut C,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        self.before(pipeline.cmd_iter());
+        let result = conn.req_packed_commands(pipeline, offset, count).await;
+        self.after(pipeline.cmd_iter(), &result);
+        result
     }
 
     /// Whether the connection must be closed rather than pooled.

@@ -41,12 +41,7 @@ impl ClusterConnection {
 
 impl ConnectionLike for ClusterConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            self.session.before(std::iter::once(cmd));
-            let result = self.inner.req_packed_command(cmd).await;
-            self.session.after(std::iter::once(cmd), &result);
-            result
-        })
+        Box::pin(self.session.command(&mut self.inner, cmd))
     }
 
     fn req_packed_commands<'a>(
@@ -55,15 +50,10 @@ impl ConnectionLike for ClusterConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            self.session.before(pipeline.cmd_iter());
-            let result = self
-                .inner
-                .req_packed_commands(pipeline, offset, count)
-                .await;
-            self.session.after(pipeline.cmd_iter(), &result);
-            result
-        })
+        Box::pin(
+            self.session
+                .pipeline(&mut self.inner, pipeline, offset, count),
+        )
     }
 
     /// Always 0: a cluster has one database.
