@@ -132,6 +132,28 @@ pub(crate) async fn mysql_admin(url: &str) -> Result<Conn, String> {
         .map_err(|e| format!("admin connection to MySQL: {e}"))
 }
 
+/// The one number `sql` gives with `name` as its only parameter, asked of PostgreSQL as a
+/// superuser.
+async fn pg_count(admin_url: &str, sql: &str, name: &str) -> Result<i64, String> {
+    let admin = pg_admin(admin_url).await?;
+    let row = admin
+        .query_one(sql, &[&name])
+        .await
+        .map_err(|e| chain(&e))?;
+    Ok(row.get::<_, i64>(0))
+}
+
+/// The ids of the MySQL sessions of user `name`.
+async fn mysql_session_ids(admin: &mut Conn, name: &str) -> Result<Vec<u64>, String> {
+    admin
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?",
+            (name,),
+        )
+        .await
+        .map_err(|e| chain(&e))
+}
+
 /// The server thread (session) ids of the InnoDB transactions that `SHOW ENGINE INNODB STATUS`
 /// lists as active. Each transaction there starts with a `---TRANSACTION ...` line, `ACTIVE`
 /// unless it is `not started`, and names its session in a later `MySQL thread id N, ...`
@@ -372,18 +394,8 @@ impl Tenant {
         let name = self.name.clone();
         let count = match self.kind {
             Kind::Postgres | Kind::PostgresReplica => {
-                bounded("counting sessions", async {
-                    let admin = pg_admin(&self.admin_url).await?;
-                    let row = admin
-                        .query_one(
-                            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
-                            &[&name],
-                        )
-                        .await
-                        .map_err(|e| chain(&e))?;
-                    Ok(row.get::<_, i64>(0))
-                })
-                .await?
+                let sql = "SELECT count(*) FROM pg_stat_activity WHERE usename = $1";
+                bounded("counting sessions", pg_count(&self.admin_url, sql, &name)).await?
             }
             Kind::Mysql => {
                 bounded("counting sessions", async {
@@ -480,30 +492,18 @@ impl Tenant {
         let name = self.name.clone();
         let killed = match self.kind {
             Kind::Postgres | Kind::PostgresReplica => {
-                bounded("terminating sessions", async {
-                    let admin = pg_admin(&self.admin_url).await?;
-                    let row = admin
-                        .query_one(
-                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                             WHERE application_name = $1",
-                            &[&name],
-                        )
-                        .await
-                        .map_err(|e| chain(&e))?;
-                    Ok(row.get::<_, i64>(0))
-                })
+                let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                           WHERE application_name = $1";
+                bounded(
+                    "terminating sessions",
+                    pg_count(&self.admin_url, sql, &name),
+                )
                 .await?
             }
             Kind::Mysql => {
                 bounded("killing sessions", async {
                     let mut admin = mysql_admin(&self.admin_url).await?;
-                    let ids: Vec<u64> = admin
-                        .exec(
-                            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?",
-                            (name,),
-                        )
-                        .await
-                        .map_err(|e| chain(&e))?;
+                    let ids = mysql_session_ids(&mut admin, &name).await?;
                     let mut killed = 0;
                     for id in ids {
                         // A session that ended meanwhile is not an error.
@@ -532,30 +532,18 @@ impl Tenant {
         let name = self.name.clone();
         let count = match self.kind {
             Kind::Postgres | Kind::PostgresReplica => {
-                bounded("counting transactions", async {
-                    let admin = pg_admin(&self.admin_url).await?;
-                    let row = admin
-                        .query_one(
-                            "SELECT count(*) FROM pg_stat_activity \
-                             WHERE usename = $1 AND state LIKE 'idle in transaction%'",
-                            &[&name],
-                        )
-                        .await
-                        .map_err(|e| chain(&e))?;
-                    Ok(row.get::<_, i64>(0))
-                })
+                let sql = "SELECT count(*) FROM pg_stat_activity \
+                           WHERE usename = $1 AND state LIKE 'idle in transaction%'";
+                bounded(
+                    "counting transactions",
+                    pg_count(&self.admin_url, sql, &name),
+                )
                 .await?
             }
             Kind::Mysql => {
                 bounded("counting transactions", async {
                     let mut admin = mysql_admin(&self.admin_url).await?;
-                    let ids: Vec<u64> = admin
-                        .exec(
-                            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?",
-                            (name,),
-                        )
-                        .await
-                        .map_err(|e| chain(&e))?;
+                    let ids = mysql_session_ids(&mut admin, &name).await?;
                     // Not `information_schema.INNODB_TRX`: InnoDB fills it from a snapshot that
                     // it refreshes only when nobody has read it for 0.1 s, so a poll every
                     // 20 ms (and every other test's poll) keeps showing a transaction that
@@ -702,14 +690,7 @@ impl Tenant {
             }
             Kind::Mysql => {
                 let mut admin = mysql_admin(&admin_url).await?;
-                let ids: Vec<u64> = admin
-                    .exec(
-                        "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?",
-                        (name.clone(),),
-                    )
-                    .await
-                    .map_err(|e| chain(&e))?;
-                for id in ids {
+                for id in mysql_session_ids(&mut admin, &name).await? {
                     let _ = admin.query_drop(format!("KILL {id}")).await;
                 }
                 admin
