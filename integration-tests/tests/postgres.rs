@@ -1,9 +1,9 @@
 //! The PostgreSQL driver against a real server: checkout, concurrency, killed backends,
 //! transactions left behind, dropped futures, the statement cache and bad input.
 
-use std::error::Error as StdError;
 use std::time::{Duration, Instant};
 
+use integration_tests::faults::chain;
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Cleanup, Config, Error, Pool, PoolError};
 
@@ -20,18 +20,6 @@ fn config(url: &str, app: &str) -> Config {
     config.pool.max_size = 2;
     config.pool.acquire_timeout = Some(Duration::from_secs(10));
     config
-}
-
-/// Every message in the error's source chain, for asserting on the server's own words.
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(" | ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
 }
 
 async fn pid(pool: &Pool) -> i32 {

@@ -1,8 +1,8 @@
 //! The PostgreSQL driver's `sslmode`s against the local server, whichever way its TLS is set.
 
-use std::error::Error as StdError;
 use std::time::{Duration, Instant};
 
+use integration_tests::faults::chain;
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Config, Error, SslMode};
 use pool_drivers::ErrorKind;
@@ -10,17 +10,6 @@ use pool_drivers::ErrorKind;
 fn with_params(url: &str, params: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{params}")
-}
-
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(" | ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
 }
 
 /// Connects with extra URL parameters and says whether the session is encrypted.
