@@ -95,10 +95,40 @@ impl Meta {
     }
 }
 
-/// A connection together with what the pool knows about it.
-pub(crate) struct Live<C> {
+/// A connection together with what the pool knows about it, boxed once when it is opened:
+/// handing it from the idle set to a caller and back then moves one pointer, however large the
+/// connection is.
+pub(crate) struct Live<C>(Box<Entry<C>>);
+
+/// What a [`Live`] points to.
+pub(crate) struct Entry<C> {
     pub(crate) conn: C,
     pub(crate) meta: Meta,
+}
+
+impl<C> Live<C> {
+    pub(crate) fn new(conn: C, meta: Meta) -> Self {
+        Live(Box::new(Entry { conn, meta }))
+    }
+
+    /// The connection, leaving the pool's bookkeeping behind.
+    pub(crate) fn into_conn(self) -> C {
+        self.0.conn
+    }
+}
+
+impl<C> Deref for Live<C> {
+    type Target = Entry<C>;
+
+    fn deref(&self) -> &Entry<C> {
+        &self.0
+    }
+}
+
+impl<C> DerefMut for Live<C> {
+    fn deref_mut(&mut self) -> &mut Entry<C> {
+        &mut self.0
+    }
 }
 
 /// A connection checked out of a [`Pool`](crate::Pool).
@@ -137,7 +167,7 @@ impl<M: Manager> PooledConnection<M> {
     pub fn take(mut this: Self) -> M::Connection {
         let live = this.live.take().expect("taken once");
         this.shared.detach(live.meta.id);
-        live.conn
+        live.into_conn()
     }
 }
 

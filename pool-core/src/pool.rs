@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -19,7 +19,7 @@ use crate::health::Health;
 use crate::maintenance;
 use crate::manager::Manager;
 use crate::retry::Retry;
-use crate::shared::{Policy, Shared};
+use crate::shared::{Policy, Shared, State};
 use crate::stats::{CloseReason, Stats, Status};
 use crate::waiter::{Grant, Queued, Waiter};
 
@@ -241,11 +241,11 @@ impl<M: Manager> Pool<M> {
                     }
                 }
             };
-            let limit = wait.limit(policy.acquire_timeout);
+            let limit = || wait.limit(policy.acquire_timeout);
             // The fast path reads no real clock: the deadline is only worked out if a reset or
             // check has to wait, and then the acquire counts as started at that moment. That
             // start is kept, so a caller whose connection fails gets no fresh limit.
-            let deadline = || started_and_deadline(&mut started, limit).1;
+            let deadline = || started_and_deadline(&mut started, limit()).1;
             // Most checkouts need neither a reset nor a check: they skip the async part.
             let prepared = match self.inspect(live, &policy) {
                 Inspected::Ready(live) => Some(live),
@@ -286,7 +286,7 @@ impl<M: Manager> Pool<M> {
                             None => {}
                         }
                     }
-                    let (start, deadline) = started_and_deadline(&mut started, limit);
+                    let (start, deadline) = started_and_deadline(&mut started, limit());
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(self.timeout(start, TimeoutStage::Preparing));
                     }
@@ -298,6 +298,7 @@ impl<M: Manager> Pool<M> {
     /// Takes an idle connection if nobody is queued, else queues the caller (and reserves a
     /// connect if there is room). `count_direct` counts a direct acquire in the stats;
     /// `started` is when the acquire first queued, if it did.
+    #[inline]
     fn begin(
         &self,
         wait: Wait,
@@ -318,6 +319,19 @@ impl<M: Manager> Pool<M> {
                 return Ok((policy, Step::Idle(live)));
             }
         }
+        self.queue(st, wait, policy, started)
+    }
+
+    /// The part of [`begin`](Self::begin) for a caller that found no idle connection it may
+    /// take: queues it, unless it may not wait.
+    #[inline(never)]
+    fn queue(
+        &self,
+        mut st: MutexGuard<'_, State<M>>,
+        wait: Wait,
+        policy: Policy,
+        started: Option<Instant>,
+    ) -> Result<(Policy, Step<M>), Error<M::Error>> {
         if let Wait::Never = wait {
             return Err(Error::NoIdle);
         }
@@ -353,6 +367,7 @@ impl<M: Manager> Pool<M> {
 
     /// Looks at a connection on its way out, without awaiting: closes it if it expired or
     /// broke while idle, and says whether it needs a reset or a check first.
+    #[inline]
     fn inspect<'a>(&'a self, mut live: Live<M::Connection>, policy: &Policy) -> Inspected<'a, M> {
         let shared = &self.shared;
         let manager = &shared.manager;

@@ -158,15 +158,28 @@ impl<M: Manager> State<M> {
 
     /// Gives a connection that is not counted anywhere to the oldest waiter, or makes it idle;
     /// or hands it back with the reason it must be closed.
+    #[inline]
     pub(crate) fn put_back(
         &mut self,
-        mut live: Live<M::Connection>,
+        live: Live<M::Connection>,
         now: Option<Nanos>,
     ) -> Result<(), (Live<M::Connection>, CloseReason)> {
         if let Some(reason) = self.retire_reason(&live.meta, now) {
             self.stats.closes.add(reason);
             return Err((live, reason));
         }
+        if self.waiting > 0 {
+            self.grant(live);
+        } else {
+            self.idle.push_back(live);
+        }
+        Ok(())
+    }
+
+    /// Gives a connection that is not counted anywhere to the oldest waiter still waiting, or
+    /// makes it idle if none is.
+    #[inline(never)]
+    fn grant(&mut self, mut live: Live<M::Connection>) {
         while self.waiting > 0 {
             let Some(waiter) = self.waiters.pop_front() else {
                 break;
@@ -183,7 +196,7 @@ impl<M: Manager> State<M> {
                     self.in_use += 1;
                     self.stats.acquires_waited += 1;
                     self.stats.wait_time.record(waited);
-                    return Ok(());
+                    return;
                 }
                 // Receivers close only under this lock, after `is_closed` said no, so this cannot
                 // happen; stay correct anyway and try the next waiter.
@@ -192,7 +205,6 @@ impl<M: Manager> State<M> {
             }
         }
         self.idle.push_back(live);
-        Ok(())
     }
 
     /// Fails waiters with a permanent connect error: all of them when nothing else could serve
@@ -367,7 +379,7 @@ impl<M: Manager> Shared<M> {
             st.generation,
             st.config.max_lifetime,
         );
-        Live { conn, meta }
+        Live::new(conn, meta)
     }
 
     /// Ends the lock, then closes what must be closed and starts the connects reserved, in that
