@@ -241,16 +241,11 @@ impl<M: Manager> Pool<M> {
                     }
                 }
             };
-            let limit = || wait.limit(policy.acquire_timeout);
-            // The fast path reads no real clock: the deadline is only worked out if a reset or
-            // check has to wait, and then the acquire counts as started at that moment. That
-            // start is kept, so a caller whose connection fails gets no fresh limit.
-            let deadline = || started_and_deadline(&mut started, limit()).1;
             // Most checkouts need neither a reset nor a check: they skip the async part.
             let prepared = match self.inspect(live, &policy) {
                 Inspected::Ready(live) => Some(live),
                 Inspected::Work(checkout, work) => {
-                    self.prepare(checkout, work, &policy, deadline).await
+                    self.prepare(checkout, work, wait, &mut started).await
                 }
                 Inspected::Closed => None,
             };
@@ -272,21 +267,19 @@ impl<M: Manager> Pool<M> {
                     return Ok(PooledConnection::new(live, Arc::clone(shared)));
                 }
                 None => {
-                    {
+                    let limit = {
                         let mut st = shared.lock();
                         match recorded {
                             Some(waited) => {
                                 st.stats.acquires_waited -= 1;
                                 st.stats.wait_time.forget(waited);
                             }
-                            None if !queued => {
-                                st.stats.acquires_direct -= 1;
-                                st.stats.wait_time.forget(Duration::ZERO);
-                            }
+                            None if !queued => st.stats.acquires_direct -= 1,
                             None => {}
                         }
-                    }
-                    let (start, deadline) = started_and_deadline(&mut started, limit());
+                        wait.limit(st.config.acquire_timeout)
+                    };
+                    let (start, deadline) = started_and_deadline(&mut started, limit);
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(self.timeout(start, TimeoutStage::Preparing));
                     }
@@ -314,7 +307,6 @@ impl<M: Manager> Pool<M> {
             if let Some(live) = st.pop_idle() {
                 if count_direct {
                     st.stats.acquires_direct += 1;
-                    st.stats.wait_time.record_zero();
                 }
                 return Ok((policy, Step::Idle(live)));
             }
@@ -335,7 +327,7 @@ impl<M: Manager> Pool<M> {
         if let Wait::Never = wait {
             return Err(Error::NoIdle);
         }
-        let limit = wait.limit(policy.acquire_timeout);
+        let limit = wait.limit(st.config.acquire_timeout);
         if let Some(max_waiters) = st.config.max_waiters.filter(|&m| st.waiting >= m) {
             st.stats.acquires_rejected += 1;
             return Err(Error::Rejected { max_waiters });
@@ -400,25 +392,42 @@ impl<M: Manager> Pool<M> {
         }
     }
 
-    /// Resets and checks a connection on its way out, as `work` says; `None` if it had to be
-    /// closed.
+    /// Resets and checks a connection on its way out, as `work` says, within what is left of
+    /// the acquire's time; `None` if it had to be closed.
+    ///
+    /// The fast path reads no real clock, so an acquire that gets here without having queued
+    /// counts as started when its reset or check first has to wait. That start is kept in
+    /// `started`, so a caller whose connection fails gets no fresh limit.
     async fn prepare(
         &self,
         mut checkout: Checkout<'_, M>,
         work: Work,
-        policy: &Policy,
-        mut deadline: impl FnMut() -> Option<Instant>,
+        wait: Wait,
+        started: &mut Option<Instant>,
     ) -> Option<Live<M::Connection>> {
         let shared = &self.shared;
         let manager = &shared.manager;
-        let live = checkout.live();
-        let mut left = || {
-            deadline().map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            })
+        let (limit, reset_timeout, check_timeout) = {
+            let st = shared.lock();
+            let c = &st.config;
+            (
+                wait.limit(c.acquire_timeout),
+                c.reset_timeout,
+                c.check_timeout,
+            )
         };
+        // Worked out the first time a reset or check has to wait, not before.
+        let mut deadline = None;
+        let mut left = || {
+            deadline
+                .get_or_insert_with(|| started_and_deadline(started, limit).1)
+                .map_or(Duration::MAX, |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
+        };
+        let live = checkout.live();
         if work.reset {
-            let limit = || policy.reset_timeout.min(left());
+            let limit = || reset_timeout.min(left());
             if !matches!(
                 bounded(manager.reset(&mut live.conn), limit).await,
                 Some(Ok(()))
@@ -429,7 +438,7 @@ impl<M: Manager> Pool<M> {
             live.meta.dirty = false;
         }
         if work.check {
-            let limit = || policy.check_timeout.min(left());
+            let limit = || check_timeout.min(left());
             if !matches!(
                 bounded(manager.check(&mut live.conn), limit).await,
                 Some(Ok(()))
@@ -544,7 +553,10 @@ impl<M: Manager> Pool<M> {
 
     /// Counters and the wait-time histogram since the pool was built.
     pub fn stats(&self) -> Stats {
-        self.shared.lock().stats.clone()
+        let mut stats = self.shared.lock().stats.clone();
+        // Kept apart from the histogram while counting; see `record_zeros`.
+        stats.wait_time.record_zeros(stats.acquires_direct);
+        stats
     }
 
     /// The configuration in force.

@@ -25,16 +25,15 @@ use crate::manager::Manager;
 use crate::stats::{CloseReason, Stats, Status};
 use crate::waiter::{Grant, Queued};
 
-/// What a connection found in the pool went through before it was handed out.
+/// What an acquire needs to know to hand out an idle connection that needs no reset or check:
+/// the configuration in the clock's unit, small enough to copy under the lock. The slower
+/// paths read the rest of the configuration when they get there.
 #[derive(Clone, Copy)]
 pub(crate) struct Policy {
     pub(crate) check_on_checkout: bool,
     pub(crate) skip_check_within: Nanos,
-    pub(crate) check_timeout: Duration,
-    pub(crate) reset_timeout: Duration,
     /// `u64::MAX` for none.
     pub(crate) max_lifetime: Nanos,
-    pub(crate) acquire_timeout: Option<Duration>,
     pub(crate) track_leaks: bool,
 }
 
@@ -122,10 +121,7 @@ impl Policy {
         Policy {
             check_on_checkout: c.check_on_checkout,
             skip_check_within: nanos(c.skip_check_within),
-            check_timeout: c.check_timeout,
-            reset_timeout: c.reset_timeout,
             max_lifetime: c.max_lifetime.map_or(u64::MAX, nanos),
-            acquire_timeout: c.acquire_timeout,
             track_leaks: c.leak_threshold.is_some(),
         }
     }
