@@ -46,8 +46,9 @@ pub(crate) struct Meta {
     pub(crate) uses: u64,
     /// Taken off `max_lifetime` for this connection so a pool does not expire all at once.
     pub(crate) lifetime_cut: Nanos,
-    /// The pool generation it was opened in; older ones are closed when seen.
-    pub(crate) generation: u64,
+    /// The pool generation it was opened in; older ones are closed when seen. 32 bits keep the
+    /// whole entry in a 64-byte allocation; the count wraps after 2^32 recoveries, harmlessly.
+    pub(crate) generation: u32,
     /// Used since its last reset.
     pub(crate) dirty: bool,
 }
@@ -56,7 +57,7 @@ impl Meta {
     pub(crate) fn new(
         id: u64,
         now: Nanos,
-        generation: u64,
+        generation: u32,
         max_lifetime: Option<Duration>,
     ) -> Self {
         let lifetime_cut = max_lifetime.map_or(0, |l| fastrand::u64(0..=nanos(l / 40)));
@@ -105,6 +106,10 @@ pub(crate) struct Entry<C> {
     pub(crate) conn: C,
     pub(crate) meta: Meta,
 }
+
+// With malloc's 8-byte header, an entry of at most 56 bytes takes a 64-byte chunk: keep the
+// bookkeeping of a small connection there.
+const _: () = assert!(std::mem::size_of::<Entry<()>>() <= 56);
 
 impl<C> Live<C> {
     pub(crate) fn new(conn: C, meta: Meta) -> Self {

@@ -635,7 +635,7 @@ impl<M: Manager> Pool<M> {
     /// backoff starts over, so the next acquire connects at once.
     pub fn signal_recovery(&self) {
         let mut st = self.shared.lock();
-        st.generation += 1;
+        st.generation = st.generation.wrapping_add(1);
         st.failures = 0;
         st.retry_at = None;
         st.last_error = None;

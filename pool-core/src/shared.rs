@@ -57,7 +57,7 @@ pub(crate) struct State<M: Manager> {
     pub(crate) abandoned: usize,
     pub(crate) closed: bool,
     /// Bumped by `signal_recovery`: connections of an older generation are closed when seen.
-    pub(crate) generation: u64,
+    pub(crate) generation: u32,
     /// Connects that failed in a row; drives the backoff.
     pub(crate) failures: u32,
     /// No new connect starts before this (backoff after failures).
