@@ -17,8 +17,10 @@ use tokio::time::Instant;
 use crate::faults::Tenant;
 
 /// How long after its deadline an acquire may end: scheduling on a busy machine, not slack
-/// in the pool (its deadlines are enforced by a timer).
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+/// in the pool (its deadlines are enforced by a timer, and pool-core's own tests check them
+/// exactly under paused time). On a 2-vCPU virtual machine whose host took a fifth of its CPU
+/// time, timers here fired up to 370 ms late.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How long the server's view may take to agree with the pool's (sessions closing or opening).
 pub const AGREE_WITHIN: Duration = Duration::from_secs(1);
