@@ -29,7 +29,7 @@ use integration_tests::faults::backend::{pool, Backend, Mysql, Postgres, Redis};
 use integration_tests::faults::load::Rng;
 use integration_tests::faults::server::{cannot_restart, Outage, RedisConfig};
 use integration_tests::faults::{chain, Tenant};
-use integration_tests::invariants::{server_agrees, Acquires};
+use integration_tests::invariants::{server_agrees, Acquires, AGREE_WITHIN};
 use integration_tests::proxy::{Fault, Proxy};
 use integration_tests::{server, Kind};
 use pool_drivers::{Config, Pool};
@@ -253,7 +253,24 @@ impl<B: Backend> Side<B> {
             task.await.expect("a soak task panicked");
         }
         let mut problems = Vec::new();
-        let status = self.pool.status();
+        // Upkeep (the reset of a returned connection, a keepalive check) counts the connection
+        // it works on as in use until it is done, which takes at most the reset and the check
+        // timeouts; a connection still out after that is leaked.
+        let config = self.pool.config();
+        let back_by = Instant::now() + config.reset_timeout + config.check_timeout + AGREE_WITHIN;
+        let (stopped, mut status) = (Instant::now(), self.pool.status());
+        let out = status.in_use;
+        while status.in_use > 0 && Instant::now() < back_by {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            status = self.pool.status();
+        }
+        if out > 0 && status.in_use == 0 {
+            eprintln!(
+                "{}: {out} connections came back from upkeep within {:?}",
+                B::KIND,
+                stopped.elapsed()
+            );
+        }
         let mut leaked = status.in_use;
         if leaked > 0 {
             problems.push(format!("{leaked} connections never given back: {status:?}"));
