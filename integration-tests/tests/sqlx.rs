@@ -390,7 +390,7 @@ async fn postgres_a_query_dropped_midway_leaves_a_usable_connection() {
     let pool = config.create_pool().unwrap();
     {
         let mut conn = pool.get().await.unwrap();
-        let slow = sqlx::query("SELECT pg_sleep(0.3)").execute(&mut *conn);
+        let slow = sqlx::query("SELECT pg_sleep(1)").execute(&mut *conn);
         assert!(tokio::time::timeout(Duration::from_millis(50), slow)
             .await
             .is_err());
@@ -414,7 +414,7 @@ async fn mysql_a_query_dropped_midway_leaves_a_usable_connection() {
     let pool = config.create_pool().unwrap();
     {
         let mut conn = pool.get().await.unwrap();
-        let slow = sqlx::query("SELECT SLEEP(0.3)").execute(&mut *conn);
+        let slow = sqlx::query("SELECT SLEEP(1)").execute(&mut *conn);
         assert!(tokio::time::timeout(Duration::from_millis(50), slow)
             .await
             .is_err());
