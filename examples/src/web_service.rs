@@ -117,12 +117,12 @@ async fn health(State(app): State<App>) -> Response {
 /// 503 when the database cannot be reached, 500 for anything else.
 fn pool_error(error: &pool_drivers::postgres::PoolError) -> Response {
     if error.is_unavailable() {
-        (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{error:#}")).into_response()
     } else {
         internal(error)
     }
 }
 
 fn internal(error: &dyn std::error::Error) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response()
 }

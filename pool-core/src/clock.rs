@@ -5,15 +5,14 @@
 //! window of the checkout check, leaks) need far less precision than that. So the hot path
 //! reads a cached value, and the background task marks that value stale every
 //! [`RESOLUTION`]; the first reader after that reads the real clock and caches it again. While
-//! the pool is idle the background task stops marking and the first reader wakes it. The cached
-//! value is therefore never more than about [`RESOLUTION`] behind the real clock, and slow
-//! paths read the real clock anyway.
+//! the pool is idle the background task stops marking and the first reader wakes it; if the
+//! task is gone (its runtime shut down), the cache is dropped and the first reader starts the
+//! task again on its own runtime. The cached value is therefore never more than about
+//! [`RESOLUTION`] behind the real clock, and slow paths read the real clock anyway.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How far behind the real clock the cached reading may fall.
@@ -33,38 +32,41 @@ pub(crate) struct Clock {
     fresh: AtomicBool,
     /// Whether the background task is marking the cache stale every `RESOLUTION`.
     ticking: AtomicBool,
-    wake: Arc<Notify>,
 }
 
 impl Clock {
-    pub(crate) fn new(wake: Arc<Notify>) -> Self {
+    pub(crate) fn new() -> Self {
         Clock {
             epoch: Instant::now(),
             cached: AtomicU64::new(0),
             fresh: AtomicBool::new(false),
             ticking: AtomicBool::new(false),
-            wake,
         }
     }
 
-    /// The time, at most about `RESOLUTION` behind.
+    /// The cached time, if it is fresh (marked stale less than `RESOLUTION` ago).
     #[inline]
-    pub(crate) fn now(&self) -> Nanos {
-        if self.fresh.load(Ordering::Relaxed) {
-            self.cached.load(Ordering::Relaxed)
-        } else {
-            self.refresh()
-        }
+    pub(crate) fn cached(&self) -> Option<Nanos> {
+        self.fresh
+            .load(Ordering::Relaxed)
+            .then(|| self.cached.load(Ordering::Relaxed))
     }
 
+    /// Reads the real clock into the cache. Returns the time and whether the background task
+    /// must be woken (or started) to mark the cache stale again: nobody was doing that.
     #[cold]
-    fn refresh(&self) -> Nanos {
+    pub(crate) fn refresh(&self) -> (Nanos, bool) {
         let now = self.precise();
         self.fresh.store(true, Ordering::SeqCst);
-        if !self.ticking.swap(true, Ordering::SeqCst) {
-            self.wake.notify_one();
-        }
-        now
+        (now, !self.ticking.swap(true, Ordering::SeqCst))
+    }
+
+    /// Stops trusting the cache: the background task that marks it stale is gone (its runtime
+    /// shut down, or it could not be started), so the next reader reads the real clock and
+    /// starts ticking again.
+    pub(crate) fn stop(&self) {
+        self.ticking.store(false, Ordering::SeqCst);
+        self.fresh.store(false, Ordering::SeqCst);
     }
 
     /// The real time; also refreshes the cached reading.

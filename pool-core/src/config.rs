@@ -40,9 +40,11 @@ pub struct Config {
     pub check_timeout: Duration,
     /// Bound on one [`Manager::reset`](crate::Manager::reset). Default 5 s.
     pub reset_timeout: Duration,
-    /// Connections older than this are closed (when idle, or when returned). A random part of
-    /// up to 1/40 of it is taken off each connection's lifetime so a pool does not expire all at
-    /// once. Default 30 min.
+    /// Connections older than this are closed (when idle, or when returned). A random part is
+    /// taken off each connection's lifetime so connections opened together do not expire
+    /// together: up to 1/40 of it, or four `maintenance_interval`s if that is more, but never
+    /// more than a quarter of it. The background task also retires at most a tenth of the pool
+    /// per round. Default 30 min.
     pub max_lifetime: Option<Duration>,
     /// Idle connections unused for this long are closed, down to `min_idle`. Default 10 min.
     pub idle_timeout: Option<Duration>,
@@ -114,6 +116,25 @@ impl Config {
     ///
     /// A [`ConfigError`] naming the first field that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_size == 0 {
+            return Err(ConfigError {
+                field: "max_size",
+                problem: "must be greater than zero",
+            });
+        }
+        if self.initial_size > self.max_size {
+            return Err(ConfigError {
+                field: "initial_size",
+                problem: "must not exceed max_size",
+            });
+        }
+        self.validate_update()
+    }
+
+    /// What [`validate`](Self::validate) checks, less what only matters when a pool is built: a
+    /// running pool may be drained with `max_size` zero, and `initial_size` is read at build
+    /// time only.
+    pub(crate) fn validate_update(&self) -> Result<(), ConfigError> {
         fn fail(field: &'static str, problem: &'static str) -> Result<(), ConfigError> {
             Err(ConfigError { field, problem })
         }
@@ -131,14 +152,8 @@ impl Config {
             ("connect_backoff", self.connect_backoff),
             ("maintenance_interval", self.maintenance_interval),
         ];
-        if self.max_size == 0 {
-            return fail("max_size", ZERO);
-        }
         if self.min_idle > self.max_size {
             return fail("min_idle", "must not exceed max_size");
-        }
-        if self.initial_size > self.max_size {
-            return fail("initial_size", "must not exceed max_size");
         }
         if self.max_concurrent_connects == 0 {
             return fail("max_concurrent_connects", ZERO);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::clock::{nanos, Clock, Nanos};
+use crate::clock::{Clock, Nanos};
 use crate::manager::Manager;
 use crate::shared::Shared;
 
@@ -54,13 +54,9 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    pub(crate) fn new(
-        id: u64,
-        now: Nanos,
-        generation: u32,
-        max_lifetime: Option<Duration>,
-    ) -> Self {
-        let lifetime_cut = max_lifetime.map_or(0, |l| fastrand::u64(0..=nanos(l / 40)));
+    /// `lifetime_spread`: the most that may be taken off `max_lifetime` for this connection.
+    pub(crate) fn new(id: u64, now: Nanos, generation: u32, lifetime_spread: Nanos) -> Self {
+        let lifetime_cut = fastrand::u64(0..=lifetime_spread);
         Meta {
             id,
             created: now,

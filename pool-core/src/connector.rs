@@ -59,6 +59,7 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
                     shared.recovered.notify_waiters();
                 }
                 st.failures = 0;
+                st.permanent_failure = false;
                 st.retry_at = None;
                 st.last_error = None;
                 st.stats.connects_ok += 1;
@@ -86,6 +87,7 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
             let mut st = shared.lock();
             st.stats.connects_failed += 1;
             st.failures = st.failures.saturating_add(1);
+            st.permanent_failure = permanent;
             st.last_error = Some(Arc::clone(&error));
             shared.health.worsen(if st.size() == 0 {
                 Health::Unavailable
@@ -106,13 +108,24 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
 }
 
 /// One connect, bounded by `limit`, with a panic turned into an error.
-async fn attempt<M: Manager>(
+///
+/// A new connection that [`Manager::has_broken`] already calls broken is a failed connect: handed
+/// out, it would be closed at once and the caller would ask for another, round after round with
+/// no pause; as a failure it goes through the backoff and its cause reaches the caller.
+pub(crate) async fn attempt<M: Manager>(
     shared: &Shared<M>,
     limit: Duration,
 ) -> Result<M::Connection, ConnectError<M::Error>> {
     let connect = CatchUnwind(Box::pin(shared.manager.connect()));
     match tokio::time::timeout(limit, connect).await {
-        Ok(Ok(Ok(conn))) => Ok(conn),
+        Ok(Ok(Ok(mut conn))) => {
+            let broken = catch_unwind(AssertUnwindSafe(|| shared.manager.has_broken(&mut conn)));
+            if broken.unwrap_or(true) {
+                Err(ConnectError::BrokenAtOnce)
+            } else {
+                Ok(conn)
+            }
+        }
         Ok(Ok(Err(e))) => Err(ConnectError::Backend(e)),
         Ok(Err(panic)) => Err(ConnectError::Panic(panic_message(&*panic))),
         Err(_) => Err(ConnectError::Timeout(limit)),

@@ -1,23 +1,77 @@
 //! Errors returned by the pool. Each `Display` describes its own layer; the cause is reachable
-//! through [`std::error::Error::source`].
+//! through [`std::error::Error::source`], and the alternate form (`{:#}`) prints the whole chain.
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Writes an error's own message and, in the alternate form (`{:#}`), the message of every error
+/// in its [`source`](StdError::source) chain after it, joined by `": "`.
+///
+/// Plain `{}` keeps to one layer, so a caller that prints the chain itself (as `anyhow` and
+/// `tracing` subscribers do) does not see a cause twice; `{:#}` is for the many who log with one
+/// format string and would otherwise never read the server's reason.
+fn write_layers(
+    f: &mut fmt::Formatter<'_>,
+    own: impl fmt::Display,
+    source: Option<&(dyn StdError + 'static)>,
+) -> fmt::Result {
+    // `write!` with a fresh format string: the alternate flag is not passed on to the layers.
+    write!(f, "{own}")?;
+    if f.alternate() {
+        let mut next = source;
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+    }
+    Ok(())
+}
+
 /// Why one attempt to open a connection failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// `{}` prints this layer only; `{:#}` adds every cause below it.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectError<E> {
-    /// The manager's `connect` returned an error.
-    #[error(transparent)]
+    /// The manager's `connect` returned an error. Displayed as that error (its message is
+    /// this layer's message).
     Backend(E),
     /// The manager's `connect` did not finish within the connect timeout.
-    #[error("opening a connection took longer than the connect timeout of {0:?}")]
     Timeout(Duration),
     /// The manager's `connect` panicked.
-    #[error("opening a connection panicked: {0}")]
     Panic(String),
+    /// The new connection was reported broken by
+    /// [`Manager::has_broken`](crate::Manager::has_broken) before its first use, so it was
+    /// closed and counted as a failed connect (retried with backoff like any other).
+    BrokenAtOnce,
+}
+
+impl<E: StdError + 'static> fmt::Display for ConnectError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Backend(e) => write_layers(f, e, e.source()),
+            ConnectError::Timeout(limit) => write!(
+                f,
+                "opening a connection took longer than the connect timeout of {limit:?}"
+            ),
+            ConnectError::Panic(message) => write!(f, "opening a connection panicked: {message}"),
+            ConnectError::BrokenAtOnce => f.write_str(
+                "a new connection was reported broken (Manager::has_broken) before its first use",
+            ),
+        }
+    }
+}
+
+impl<E: StdError + 'static> StdError for ConnectError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            // The manager's error stands for this layer, so its causes come next.
+            ConnectError::Backend(e) => e.source(),
+            _ => None,
+        }
+    }
 }
 
 impl<E> ConnectError<E> {
@@ -33,47 +87,93 @@ impl<E> ConnectError<E> {
 /// An acquire failed.
 ///
 /// `E` is the [`Manager::Error`](crate::Manager::Error) of the pool.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Display` describes this layer only ("could not open a connection"); the cause, such as the
+/// server's "password authentication failed", is its [`source`](StdError::source). Log with the
+/// alternate form, `{:#}`, to print the whole chain on one line:
+///
+/// ```
+/// # use pool_core::{ConnectError, Error};
+/// # use std::sync::Arc;
+/// let refused = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "password authentication failed");
+/// let error: Error<std::io::Error> = Error::Connect(Arc::new(ConnectError::Backend(refused)));
+/// assert_eq!(error.to_string(), "could not open a connection");
+/// assert_eq!(format!("{error:#}"), "could not open a connection: password authentication failed");
+/// ```
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error<E> {
     /// Opening a connection failed with an error the manager classified as
     /// [`Permanent`](crate::ErrorKind::Permanent), so the pool did not wait for a retry.
-    #[error("could not open a connection")]
-    Connect(#[source] Arc<ConnectError<E>>),
+    Connect(Arc<ConnectError<E>>),
     /// No connection became available before the deadline; says what the pool was doing.
-    #[error(transparent)]
     Timeout(TimeoutError<E>),
     /// The pool was closed with [`Pool::close`](crate::Pool::close).
-    #[error("the pool is closed")]
     Closed,
     /// Too many callers were already waiting ([`Config::max_waiters`](crate::Config::max_waiters)).
-    #[error("too many callers waiting for a connection (limit {max_waiters})")]
     Rejected {
         /// The configured limit.
         max_waiters: usize,
     },
     /// [`Pool::try_get`](crate::Pool::try_get) found no idle connection.
-    #[error("no idle connection (try_get does not wait)")]
     NoIdle,
     /// A [`ReadPool`](crate::roles::ReadPool) had no healthy replica and was told not to
     /// fall back to the primary.
-    #[error("no healthy replica among {replicas}, and falling back to the primary is off")]
     NoReplica {
         /// How many replicas the read pool has.
         replicas: usize,
     },
     /// [`Pool::get_retrying`](crate::Pool::get_retrying) gave up: the server stayed
     /// unreachable. A web handler answers 503 to this.
-    #[error("service unavailable: no connection after {attempts} attempts in {waited:?}")]
     ServiceUnavailable {
         /// How many acquires were tried.
         attempts: u32,
         /// How long it tried in all.
         waited: Duration,
         /// The last attempt's timeout, with the last connect error in it.
-        #[source]
         last: Box<TimeoutError<E>>,
     },
+}
+
+impl<E: StdError + 'static> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = self.source();
+        match self {
+            Error::Connect(_) => write_layers(f, "could not open a connection", source),
+            // The timeout is this layer: its own message, then its causes.
+            Error::Timeout(timeout) => write_layers(f, timeout, source),
+            Error::Closed => f.write_str("the pool is closed"),
+            Error::Rejected { max_waiters } => write!(
+                f,
+                "too many callers waiting for a connection (limit {max_waiters})"
+            ),
+            Error::NoIdle => f.write_str("no idle connection (try_get does not wait)"),
+            Error::NoReplica { replicas } => write!(
+                f,
+                "no healthy replica among {replicas}, and falling back to the primary is off"
+            ),
+            Error::ServiceUnavailable {
+                attempts, waited, ..
+            } => write_layers(
+                f,
+                format_args!(
+                    "service unavailable: no connection after {attempts} attempts in {waited:?}"
+                ),
+                source,
+            ),
+        }
+    }
+}
+
+impl<E: StdError + 'static> StdError for Error<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::Connect(cause) => Some(&**cause),
+            Error::Timeout(timeout) => timeout.source(),
+            Error::ServiceUnavailable { last, .. } => Some(&**last),
+            _ => None,
+        }
+    }
 }
 
 impl<E> Error<E> {
@@ -144,30 +244,40 @@ impl<E> TimeoutError<E> {
     }
 }
 
-impl<E> fmt::Display for TimeoutError<E> {
+impl<E: StdError + 'static> fmt::Display for TimeoutError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timed out after {:?} ", self.waited)?;
-        match self.stage {
+        write_layers(f, Layer(self), self.source())
+    }
+}
+
+/// A [`TimeoutError`]'s own message, without its causes.
+struct Layer<'a, E>(&'a TimeoutError<E>);
+
+impl<E> fmt::Display for Layer<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(f, "timed out after {:?} ", t.waited)?;
+        match t.stage {
             TimeoutStage::Waiting => f.write_str("waiting for a connection")?,
             TimeoutStage::Preparing => f.write_str("resetting or checking a connection")?,
         }
-        if self.last_error.is_some() {
+        if t.last_error.is_some() {
             f.write_str(" while opening connections kept failing")
         } else {
             write!(
                 f,
                 " ({} of {} in use, {} others waiting)",
-                self.in_use, self.max_size, self.waiting
+                t.in_use, t.max_size, t.waiting
             )
         }
     }
 }
 
-impl<E: std::error::Error + 'static> std::error::Error for TimeoutError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl<E: StdError + 'static> StdError for TimeoutError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.last_error
             .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -181,14 +291,93 @@ pub struct ConfigError {
     pub problem: &'static str,
 }
 
-/// Building a pool failed.
-#[derive(Debug, thiserror::Error)]
+/// Why [`Pool::add`](crate::Pool::add) refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddRefusal {
+    /// Open and opening connections already reach `max_size`.
+    Full,
+    /// [`Manager::has_broken`](crate::Manager::has_broken) said the connection is broken.
+    Broken,
+    /// The pool is closed.
+    Closed,
+}
+
+/// A connection [`Pool::add`](crate::Pool::add) refused, handed back with the reason.
+pub struct AddError<C> {
+    conn: C,
+    refusal: AddRefusal,
+}
+
+impl<C> AddError<C> {
+    pub(crate) fn new(conn: C, refusal: AddRefusal) -> Self {
+        AddError { conn, refusal }
+    }
+
+    /// Why it was refused.
+    pub fn refusal(&self) -> AddRefusal {
+        self.refusal
+    }
+
+    /// The connection, back to the caller.
+    pub fn into_connection(self) -> C {
+        self.conn
+    }
+}
+
+// Not derived: the connection need not be `Debug`, and may hold what should not be printed.
+impl<C> fmt::Debug for AddError<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddError")
+            .field("refusal", &self.refusal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> fmt::Display for AddError<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.refusal {
+            AddRefusal::Full => "the pool has no room for another connection",
+            AddRefusal::Broken => "the connection is broken",
+            AddRefusal::Closed => "the pool is closed",
+        })
+    }
+}
+
+impl<C> StdError for AddError<C> {}
+
+/// Building a pool failed. `{:#}` prints the cause too.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError<E> {
     /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// One of the [`initial_size`](crate::Config::initial_size) connections could not be opened.
-    #[error("could not open the initial connections")]
-    Connect(#[source] ConnectError<E>),
+    Connect(ConnectError<E>),
+}
+
+impl<E> From<ConfigError> for BuildError<E> {
+    fn from(error: ConfigError) -> Self {
+        BuildError::Config(error)
+    }
+}
+
+impl<E: StdError + 'static> fmt::Display for BuildError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Config(error) => fmt::Display::fmt(error, f),
+            BuildError::Connect(_) => {
+                write_layers(f, "could not open the initial connections", self.source())
+            }
+        }
+    }
+}
+
+impl<E: StdError + 'static> StdError for BuildError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            BuildError::Config(error) => error.source(),
+            BuildError::Connect(cause) => Some(cause),
+        }
+    }
 }

@@ -83,7 +83,9 @@ mod waiter;
 pub use builder::Builder;
 pub use config::{Config, IdleOrder};
 pub use connection::{ConnectionMetrics, PooledConnection};
-pub use error::{BuildError, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage};
+pub use error::{
+    AddError, AddRefusal, BuildError, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage,
+};
 pub use health::Health;
 pub use manager::{ErrorKind, Manager};
 pub use pool::Pool;

@@ -5,14 +5,19 @@
 //! It holds only a weak reference between rounds, so it ends once every handle of the pool
 //! (pools and checked-out connections) is gone, or once a closed pool has no connection left.
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::task::Poll;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::bounded::bounded;
 use crate::checkout::Checkout;
-use crate::clock::{nanos, RESOLUTION};
+use crate::clock::{nanos, Nanos, RESOLUTION};
 use crate::connection::Live;
 use crate::connector::CatchUnwind;
 use crate::leak;
@@ -20,23 +25,26 @@ use crate::manager::Manager;
 use crate::shared::Shared;
 use crate::stats::CloseReason;
 
-/// Starts the background task if it is not running and a runtime is at hand.
-pub(crate) fn ensure_started<M: Manager>(shared: &Arc<Shared<M>>) {
-    if shared
-        .maintenance_started
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
-        return;
+/// How long a connection returned with session state to undo (an open transaction, say) may sit
+/// idle before the background task cleans it. A connection returned in a burst of use is
+/// usually taken again within moments by a caller who resets it anyway; one that sits longer
+/// would hold its locks until someone needs it, so it is cleaned then, all such connections at
+/// once.
+pub(crate) const TEND_AFTER: Duration = RESOLUTION;
+
+/// Starts the background task if it is not running and a runtime is at hand. Returns whether it
+/// runs.
+pub(crate) fn ensure_started<M: Manager>(shared: &Arc<Shared<M>>) -> bool {
+    if shared.maintenance_started.load(Ordering::Acquire) {
+        return true;
     }
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
+        return false;
     };
-    if !shared
-        .maintenance_started
-        .swap(true, std::sync::atomic::Ordering::AcqRel)
-    {
+    if !shared.maintenance_started.swap(true, Ordering::AcqRel) {
         handle.spawn(run(Arc::downgrade(shared), Arc::clone(&shared.wake)));
     }
+    true
 }
 
 /// Marks the background task stopped when it ends, also when its runtime shuts down and drops
@@ -48,9 +56,10 @@ impl<M: Manager> Drop for Running<M> {
     fn drop(&mut self) {
         if let Some(shared) = self.0.upgrade() {
             shared.lock().sleeping_until = None;
-            shared
-                .maintenance_started
-                .store(false, std::sync::atomic::Ordering::Release);
+            // Nobody marks the cached clock stale any more: drop it, so the next reader reads
+            // the real clock and starts this task again.
+            shared.clock.stop();
+            shared.maintenance_started.store(false, Ordering::Release);
         }
     }
 }
@@ -70,13 +79,14 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
                 return;
             }
             let now = Instant::now();
-            let wake_at = {
+            let early = {
                 let mut st = shared.lock();
                 st.sleeping_until = None;
                 st.expire_waiters(now);
-                st.wake_at
+                [st.wake_at, st.tend_at, st.retire_at]
             };
-            if upkeep_due || now >= upkeep_at || wake_at.is_some_and(|at| at <= now) {
+            let due = early.into_iter().flatten().any(|at| at <= now);
+            if upkeep_due || now >= upkeep_at || due {
                 // Keepalive checks may take up to `check_timeout` each; the clock must not
                 // stand still for everyone else meanwhile.
                 let mut upkeep = std::pin::pin!(round(&shared));
@@ -90,7 +100,7 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
             }
             let ticking = shared.clock.tick();
             let mut st = shared.lock();
-            let mut next = [st.wake_at, st.next_deadline]
+            let mut next = [st.wake_at, st.tend_at, st.retire_at, st.next_deadline]
                 .into_iter()
                 .flatten()
                 .fold(upkeep_at, Instant::min);
@@ -115,6 +125,8 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
     {
         let mut st = shared.lock();
         st.wake_at = None;
+        st.tend_at = None;
+        st.retire_at = None;
         check_timeout = st.config.check_timeout;
         reset_timeout = st.config.reset_timeout;
         let min_idle = st.config.min_idle;
@@ -122,12 +134,21 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
         let idle_timeout = st.config.idle_timeout.map(nanos);
         let keepalive = st.config.keepalive_interval.map(nanos);
         let generation = st.generation;
+        let tend_after = nanos(TEND_AFTER);
         let mut excess = st.size().saturating_sub(st.config.max_size);
+        // Connections opened together expire close together, and this round would close every
+        // one that expired since the last: retire at most a tenth of the pool per round and come
+        // back soon for the rest, so a pool never loses most of its connections at once.
+        let mut retirements_left = (st.size() / 10).max(1);
+        let mut retire_later = false;
+        // The earliest moment a connection returned dirty, too recently to clean now, will have
+        // sat idle for `TEND_AFTER`.
+        let mut tend_next: Option<Nanos> = None;
         let mut idle_left = st.idle.len();
         let idle = std::mem::take(&mut st.idle);
         for live in idle {
             let meta = &live.meta;
-            let reason = if meta.generation != generation || excess > 0 {
+            let mut reason = if meta.generation != generation || excess > 0 {
                 excess = excess.saturating_sub(1);
                 Some(CloseReason::Retired)
             } else if meta.expired(now, max_lifetime) {
@@ -139,6 +160,14 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
             } else {
                 None
             };
+            if reason == Some(CloseReason::Expired) {
+                if retirements_left == 0 {
+                    retire_later = true;
+                    reason = None;
+                } else {
+                    retirements_left -= 1;
+                }
+            }
             match reason {
                 Some(reason) => {
                     idle_left -= 1;
@@ -151,7 +180,12 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
                     // A returned connection is cleaned here rather than left to its next
                     // checkout, so an open transaction (and the locks it holds) does not sit in
                     // the pool until someone needs the connection.
-                    if check || meta.dirty {
+                    let tend_at = meta.last_used.saturating_add(tend_after);
+                    let clean = meta.dirty && tend_at <= now;
+                    if meta.dirty && !clean {
+                        tend_next = Some(tend_next.map_or(tend_at, |t| t.min(tend_at)));
+                    }
+                    if check || clean {
                         st.in_use += 1;
                         to_tend.push((live, check));
                     } else {
@@ -159,6 +193,13 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
                     }
                 }
             }
+        }
+        if let Some(at) = tend_next {
+            st.tend_at = Some(shared.clock.instant(at));
+        }
+        if retire_later {
+            let gap = (st.config.maintenance_interval / 10).max(RESOLUTION);
+            st.retire_at = Some(Instant::now() + gap);
         }
         if let Some(threshold) = st.config.leak_threshold.map(nanos) {
             for record in st.leaks.values_mut() {
@@ -183,34 +224,63 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
     for record in &leaks {
         leak::suspected(record, now);
     }
-    for (live, check) in to_tend {
-        let mut checkout = Checkout::new(shared, live);
-        // Manager code that panics counts as a failure: unwinding out of here would lose the
-        // connections still waiting in `to_tend` (counted in use, never given back) and end
-        // this task.
-        let live = checkout.live();
-        if live.meta.dirty {
-            let needed = catch_unwind(AssertUnwindSafe(|| {
-                shared.manager.needs_reset(&mut live.conn)
-            }))
-            .unwrap_or(true);
-            if needed {
-                let reset = CatchUnwind(Box::pin(shared.manager.reset(&mut live.conn)));
-                if !matches!(bounded(reset, || reset_timeout).await, Some(Ok(Ok(())))) {
-                    checkout.close(CloseReason::ResetFailed);
-                    continue;
-                }
+    // All at once: each runs on its own connection, so the number of connections bounds them,
+    // and a pool of connections returned inside transactions is rolled back in about one round
+    // trip rather than one round trip per connection.
+    let tending = to_tend
+        .into_iter()
+        .map(|(live, check)| tend(shared, live, check, reset_timeout, check_timeout));
+    join_all(tending).await;
+}
+
+/// Resets (if it is dirty) and checks (if `check`) one idle connection counted in use, then
+/// gives it back, or closes it if either fails.
+async fn tend<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    live: Live<M::Connection>,
+    check: bool,
+    reset_timeout: Duration,
+    check_timeout: Duration,
+) {
+    let mut checkout = Checkout::new(shared, live);
+    // Manager code that panics counts as a failure: unwinding out of here would lose the
+    // connections still being tended (counted in use, never given back) and end this task.
+    let live = checkout.live();
+    if live.meta.dirty {
+        let needed = catch_unwind(AssertUnwindSafe(|| {
+            shared.manager.needs_reset(&mut live.conn)
+        }))
+        .unwrap_or(true);
+        if needed {
+            let reset = CatchUnwind(Box::pin(shared.manager.reset(&mut live.conn)));
+            if !matches!(bounded(reset, || reset_timeout).await, Some(Ok(Ok(())))) {
+                checkout.close(CloseReason::ResetFailed);
+                return;
             }
-            checkout.live().meta.dirty = false;
         }
-        if check {
-            let check = CatchUnwind(Box::pin(shared.manager.check(&mut checkout.live().conn)));
-            if !matches!(bounded(check, || check_timeout).await, Some(Ok(Ok(())))) {
-                checkout.close(CloseReason::CheckFailed);
-                continue;
-            }
-            checkout.live().meta.last_checked = shared.clock.now();
-        }
-        shared.restore(checkout.keep());
+        checkout.live().meta.dirty = false;
     }
+    if check {
+        let check = CatchUnwind(Box::pin(shared.manager.check(&mut checkout.live().conn)));
+        if !matches!(bounded(check, || check_timeout).await, Some(Ok(Ok(())))) {
+            checkout.close(CloseReason::CheckFailed);
+            return;
+        }
+        checkout.live().meta.last_checked = shared.now();
+    }
+    shared.restore(checkout.keep());
+}
+
+/// Runs every future to its end, concurrently, in the calling task.
+async fn join_all<F: Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    let mut running: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        running.retain_mut(|future| future.as_mut().poll(cx).is_pending());
+        if running.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }

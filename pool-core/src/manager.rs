@@ -8,6 +8,13 @@ use std::future::Future;
 /// inside the caller's deadline, and hands [`Permanent`](ErrorKind::Permanent) ones back to the
 /// caller at once, because retrying a wrong password or a missing database only delays the
 /// answer.
+///
+/// Who gets a permanent error: when no connection is open and no other connect is in flight,
+/// every queued caller gets it at once, since nothing else could serve any of them; otherwise
+/// only the longest-waiting caller gets it, and the rest wait on for the open connections and
+/// the other connects. A caller that queues after a permanent failure does not wait out the
+/// backoff: it gets a fresh attempt at once (one at a time), so it hears the server's current
+/// answer rather than a timeout. The backoff applies to transient errors only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The server may answer next time (refused, reset, timed out, too many connections).
@@ -75,8 +82,10 @@ pub trait Manager: Send + Sync + 'static {
     /// transaction, clear session state).
     ///
     /// `Drop` cannot await, so the pool runs this when the returned connection is next checked
-    /// out, before `check`, bounded by [`Config::reset_timeout`](crate::Config::reset_timeout).
-    /// A used connection is never handed out without it, unless
+    /// out, before `check`, bounded by [`Config::reset_timeout`](crate::Config::reset_timeout);
+    /// a connection that sits idle instead is cleaned by the background task about 10 ms after
+    /// its return, all such connections at once, so an open transaction does not hold its locks
+    /// in the pool. A used connection is never handed out without it, unless
     /// [`needs_reset`](Self::needs_reset) says there is nothing to clean. An error closes the
     /// connection.
     ///
@@ -89,9 +98,9 @@ pub trait Manager: Send + Sync + 'static {
         std::future::ready(Ok(()))
     }
 
-    /// Cheap synchronous test run before [`reset`](Self::reset) would: `false` says the
-    /// returned connection is clean (the caller changed no session state), so the reset is
-    /// skipped for this checkout. Drivers that track session state (an open transaction, a
+    /// Cheap synchronous test run when a connection is returned and before
+    /// [`reset`](Self::reset) would run: `false` says the returned connection is clean (the
+    /// caller changed no session state), so the reset is skipped. Drivers that track session state (an open transaction, a
     /// changed setting) answer it from that; the others keep the default.
     ///
     /// The default says every used connection needs its reset.
@@ -100,9 +109,11 @@ pub trait Manager: Send + Sync + 'static {
         true
     }
 
-    /// Cheap synchronous test run when a connection is returned, and again when it is handed
-    /// out: `true` closes it instead of pooling or handing it out (the socket is closed, or a
-    /// request was left half-done). Unlike [`check`](Self::check), it is never skipped.
+    /// Cheap synchronous test run when a connection is opened, when it is returned, and again
+    /// when it is handed out: `true` closes it instead of pooling or handing it out (the socket
+    /// is closed, or a request was left half-done). Unlike [`check`](Self::check), it is never
+    /// skipped. A connection broken as soon as it is opened counts as a failed connect, so a
+    /// manager that keeps answering `true` meets the connect backoff rather than a busy loop.
     ///
     /// The default says no connection is ever broken.
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
@@ -110,7 +121,8 @@ pub trait Manager: Send + Sync + 'static {
         false
     }
 
-    /// Says whether a connect error is worth retrying.
+    /// Says whether a connect error is worth retrying; see [`ErrorKind`] for what the pool
+    /// does with each answer.
     ///
     /// The default treats every error as [`ErrorKind::Transient`].
     fn classify(&self, error: &Self::Error) -> ErrorKind {

@@ -14,7 +14,9 @@ use crate::builder::Builder;
 use crate::checkout::Checkout;
 use crate::config::Config;
 use crate::connection::{ConnectionMetrics, Live, PooledConnection};
-use crate::error::{ConfigError, Error, TimeoutError, TimeoutStage};
+use crate::error::{
+    AddError, AddRefusal, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage,
+};
 use crate::health::Health;
 use crate::maintenance;
 use crate::manager::Manager;
@@ -241,13 +243,16 @@ impl<M: Manager> Pool<M> {
                     }
                 }
             };
-            // Most checkouts need neither a reset nor a check: they skip the async part.
-            let prepared = match self.inspect(live, &policy) {
-                Inspected::Ready(live) => Some(live),
-                Inspected::Work(checkout, work) => {
-                    self.prepare(checkout, work, wait, &mut started).await
-                }
-                Inspected::Closed => None,
+            // Most checkouts need neither a reset nor a check: they skip the async part. What a
+            // timeout reports the acquire was doing: a connection closed at once (expired,
+            // broken) sends it back to waiting, not to preparing.
+            let (prepared, stage) = match self.inspect(live, &policy) {
+                Inspected::Ready(live) => (Some(live), TimeoutStage::Waiting),
+                Inspected::Work(checkout, work) => (
+                    self.prepare(checkout, work, wait, &mut started).await,
+                    TimeoutStage::Preparing,
+                ),
+                Inspected::Closed => (None, TimeoutStage::Waiting),
             };
             match prepared {
                 Some(mut live) => {
@@ -262,7 +267,7 @@ impl<M: Manager> Pool<M> {
                     }
                     shared.health.served();
                     if policy.track_leaks {
-                        shared.watch_leak(live.meta.id, caller, shared.clock.now());
+                        shared.watch_leak(live.meta.id, caller, shared.now());
                     }
                     return Ok(PooledConnection::new(live, Arc::clone(shared)));
                 }
@@ -281,7 +286,7 @@ impl<M: Manager> Pool<M> {
                     };
                     let (start, deadline) = started_and_deadline(&mut started, limit);
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(self.timeout(start, TimeoutStage::Preparing));
+                        return Err(self.timeout(start, stage));
                     }
                 }
             }
@@ -363,7 +368,7 @@ impl<M: Manager> Pool<M> {
     fn inspect<'a>(&'a self, mut live: Live<M::Connection>, policy: &Policy) -> Inspected<'a, M> {
         let shared = &self.shared;
         let manager = &shared.manager;
-        let now = shared.clock.now();
+        let now = shared.now();
         let close = if live.meta.expired(now, policy.max_lifetime) {
             Some(CloseReason::Expired)
         } else if manager.has_broken(&mut live.conn) {
@@ -446,7 +451,7 @@ impl<M: Manager> Pool<M> {
                 checkout.close(CloseReason::CheckFailed);
                 return None;
             }
-            live.meta.last_checked = shared.clock.now();
+            live.meta.last_checked = shared.now();
         }
         Some(checkout.keep())
     }
@@ -572,9 +577,14 @@ impl<M: Manager> Pool<M> {
     /// Changes the maximum size. Growing serves queued callers at once; shrinking closes idle
     /// extras now and checked-out extras as they come back.
     ///
+    /// `resize(0)` drains the pool without closing it: idle connections are closed now, those
+    /// in use when they come back, no connection is opened, and acquires wait (within their
+    /// timeouts) until the pool is resized up again. It needs `min_idle` of zero.
+    ///
     /// # Errors
     ///
-    /// A [`ConfigError`] if `max_size` is zero or below `min_idle` or `initial_size`.
+    /// A [`ConfigError`] if `max_size` is below `min_idle`, or if the pool is closed (a closed
+    /// pool keeps its configuration).
     pub fn resize(&self, max_size: usize) -> Result<(), ConfigError> {
         let mut config = self.config();
         config.max_size = max_size;
@@ -582,14 +592,22 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Replaces the configuration at run time, all at once. Limits and timeouts apply to the
-    /// next operation; a smaller `max_size` retires extras as in [`resize`](Self::resize).
+    /// next operation; a smaller `max_size` retires extras as in [`resize`](Self::resize),
+    /// including `max_size` zero. `initial_size` is only read when a pool is built.
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the invalid field; the old configuration stays.
+    /// A [`ConfigError`] naming the invalid field, or naming `pool` if the pool is closed; the
+    /// old configuration stays.
     pub fn update_config(&self, config: Config) -> Result<(), ConfigError> {
-        config.validate()?;
+        config.validate_update()?;
         let mut st = self.shared.lock();
+        if st.closed {
+            return Err(ConfigError {
+                field: "pool",
+                problem: "is closed: its configuration no longer changes",
+            });
+        }
         st.set_config(config);
         let excess = st
             .size()
@@ -606,6 +624,57 @@ impl<M: Manager> Pool<M> {
         self.shared.settle(st, closing);
         self.shared.wake.notify_one();
         Ok(())
+    }
+
+    /// Adds a connection made elsewhere (by [`dedicated_connection`](Self::dedicated_connection),
+    /// or taken out with [`PooledConnection::take`]) to the pool, as an idle connection or
+    /// straight to the longest waiting caller. It counts as newly opened for `max_lifetime`.
+    ///
+    /// # Errors
+    ///
+    /// Hands the connection back, with the reason, if the pool is closed, if it has no room
+    /// (open and opening connections already reach `max_size`), or if
+    /// [`Manager::has_broken`] says it is broken.
+    pub fn add(&self, mut conn: M::Connection) -> Result<(), AddError<M::Connection>> {
+        let shared = &self.shared;
+        if shared.manager.has_broken(&mut conn) {
+            return Err(AddError::new(conn, AddRefusal::Broken));
+        }
+        let mut st = shared.lock();
+        let refusal = if st.closed {
+            Some(AddRefusal::Closed)
+        } else if st.size() + st.connecting >= st.config.max_size {
+            Some(AddRefusal::Full)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            drop(st);
+            return Err(AddError::new(conn, refusal));
+        }
+        st.stats.connections_added += 1;
+        let live = shared.new_live(conn, &st);
+        let back = st.put_back(live, None).err();
+        shared.settle(st, back);
+        Ok(())
+    }
+
+    /// Opens a connection with the pool's manager that the pool does not count or keep: for a
+    /// `LISTEN` session, a long stream, or a replication connection that must not take a slot
+    /// from ordinary callers. Bounded by
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout); no retry, no backoff.
+    /// [`add`](Self::add) can hand it to the pool later.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConnectError`] of the attempt.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the connect with it; nothing of the pool's changes.
+    pub async fn dedicated_connection(&self) -> Result<M::Connection, ConnectError<M::Error>> {
+        let limit = self.shared.lock().config.connect_timeout;
+        crate::connector::attempt(&self.shared, limit).await
     }
 
     /// Closes every idle connection for which `keep` returns false. Connections in use are
@@ -637,6 +706,7 @@ impl<M: Manager> Pool<M> {
         let mut st = self.shared.lock();
         st.generation = st.generation.wrapping_add(1);
         st.failures = 0;
+        st.permanent_failure = false;
         st.retry_at = None;
         st.last_error = None;
         let closing: Vec<_> = st

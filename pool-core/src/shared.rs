@@ -21,6 +21,7 @@ use crate::connection::{Live, Meta};
 use crate::error::ConnectError;
 use crate::health::{Health, HealthState};
 use crate::leak::{self, LeakRecord};
+use crate::maintenance;
 use crate::manager::Manager;
 use crate::stats::{CloseReason, Stats, Status};
 use crate::waiter::{Grant, Queued};
@@ -60,8 +61,18 @@ pub(crate) struct State<M: Manager> {
     pub(crate) generation: u32,
     /// Connects that failed in a row; drives the backoff.
     pub(crate) failures: u32,
+    /// Whether the last of those failures was permanent (a wrong password, say): then a new
+    /// caller gets a fresh attempt at once instead of waiting out the backoff.
+    pub(crate) permanent_failure: bool,
     /// No new connect starts before this (backoff after failures).
     pub(crate) retry_at: Option<Instant>,
+    /// When the background task should clean connections returned with session state to undo
+    /// (an open transaction holding locks); `None` while none waits for that.
+    pub(crate) tend_at: Option<Instant>,
+    /// When the background task should go on retiring expired connections it left for later
+    /// (it retires a share of the pool per round). Apart from `wake_at`, which `settle` acts on
+    /// at once: this one must wait for its moment.
+    pub(crate) retire_at: Option<Instant>,
     /// With a connect rate, the earliest start of the next connect.
     pub(crate) next_connect: Option<Instant>,
     /// When the background task should look again at connects it could not start yet.
@@ -114,6 +125,20 @@ impl<M: Manager> State<M> {
         self.policy = Policy::of(&config);
         self.config = config;
     }
+}
+
+/// How much of `max_lifetime` may be taken off one connection's life, so connections opened
+/// together do not all expire together: 1/40 of the lifetime, but at least four upkeep
+/// intervals (upkeep closes whatever expired since its last round in one go, so a spread
+/// narrower than its interval spreads nothing), and never more than a quarter of the lifetime.
+fn lifetime_spread(config: &Config) -> Nanos {
+    config.max_lifetime.map_or(0, |lifetime| {
+        nanos(
+            (lifetime / 40)
+                .max(config.maintenance_interval.saturating_mul(4))
+                .min(lifetime / 4),
+        )
+    })
 }
 
 impl Policy {
@@ -256,6 +281,15 @@ impl<M: Manager> State<M> {
         self.next_deadline = next;
     }
 
+    /// Asks the background task to clean the connections returned dirty once they have sat idle
+    /// for `TEND_AFTER`; returns whether it sleeps past that and must be woken.
+    #[cold]
+    fn schedule_tending(&mut self) -> bool {
+        let at = Instant::now() + maintenance::TEND_AFTER;
+        self.tend_at = Some(at);
+        self.sleeping_until.is_some_and(|until| at < until)
+    }
+
     /// Connections still wanted: queued callers, the `min_idle` shortfall and what a lazy build
     /// still has to open.
     pub(crate) fn demand(&self) -> usize {
@@ -291,8 +325,14 @@ impl<M: Manager> State<M> {
         }
         let now = Instant::now();
         if let Some(at) = self.retry_at.filter(|&at| at > now) {
-            self.wake_at = Some(at);
-            return 0;
+            // The backoff spares a struggling server a storm of transient failures. A permanent
+            // one (a wrong password) is not worth waiting out: a caller queued since then gets
+            // one fresh attempt at once, so it hears the server's answer rather than a timeout.
+            if !(self.permanent_failure && self.waiting > 0 && self.connecting == 0) {
+                self.wake_at = Some(at);
+                return 0;
+            }
+            n = 1;
         }
         if let Some(rate) = self.config.connect_rate {
             let gap = Duration::from_secs(1) / rate;
@@ -326,7 +366,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: Config, prefill: usize) -> Self {
         let wake = Arc::new(Notify::new());
         Shared {
-            clock: Clock::new(Arc::clone(&wake)),
+            clock: Clock::new(),
             manager,
             state: Mutex::new(State {
                 policy: Policy::of(&config),
@@ -342,6 +382,9 @@ impl<M: Manager> Shared<M> {
                 closed: false,
                 generation: 0,
                 failures: 0,
+                permanent_failure: false,
+                tend_at: None,
+                retire_at: None,
                 retry_at: None,
                 next_connect: None,
                 wake_at: None,
@@ -373,9 +416,35 @@ impl<M: Manager> Shared<M> {
             id,
             self.clock.precise(),
             st.generation,
-            st.config.max_lifetime,
+            lifetime_spread(&st.config),
         );
         Live::new(conn, meta)
+    }
+
+    /// The time, at most about `clock::RESOLUTION` behind; cheap while the background task runs.
+    #[inline]
+    pub(crate) fn now(self: &Arc<Self>) -> Nanos {
+        match self.clock.cached() {
+            Some(now) => now,
+            None => self.refresh_clock(),
+        }
+    }
+
+    /// Reads the real clock and makes sure the background task marks it stale again: woken if
+    /// it sleeps, started if it is gone (its runtime shut down since it was started: a pool in a
+    /// `static` used by one test runtime after another, say).
+    #[cold]
+    fn refresh_clock(self: &Arc<Self>) -> Nanos {
+        let (now, start_ticking) = self.clock.refresh();
+        if start_ticking {
+            if maintenance::ensure_started(self) {
+                self.wake.notify_one();
+            } else {
+                // No runtime here to run the task: trust no cache until one does.
+                self.clock.stop();
+            }
+        }
+        now
     }
 
     /// Ends the lock, then closes what must be closed and starts the connects reserved, in that
@@ -433,7 +502,8 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
-        let now = self.clock.now();
+        let needs_reset = broken.is_none() && self.manager.needs_reset(&mut live.conn);
+        let now = self.now();
         live.meta.last_used = now;
         live.meta.dirty = true;
         let mut st = self.lock();
@@ -443,6 +513,7 @@ impl<M: Manager> Shared<M> {
         } else {
             st.leaks.remove(&live.meta.id)
         };
+        let goes_idle = st.waiting == 0;
         let outcome = match broken {
             Some(reason) => {
                 st.stats.closes.add(reason);
@@ -450,9 +521,17 @@ impl<M: Manager> Shared<M> {
             }
             None => st.put_back(live, Some(now)),
         };
+        let tend = needs_reset && goes_idle && outcome.is_ok() && st.tend_at.is_none();
+        let wake = tend && st.schedule_tending();
         match outcome {
             Ok(()) => drop(st),
             Err(closing) => self.settle(st, Some(closing)),
+        }
+        if tend {
+            maintenance::ensure_started(self);
+        }
+        if wake {
+            self.wake.notify_one();
         }
         if let Some(record) = leaked {
             leak::returned(&record, now);
@@ -464,7 +543,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn restore(self: &Arc<Self>, live: Live<M::Connection>) {
         let mut st = self.lock();
         st.in_use -= 1;
-        let back = st.put_back(live, Some(self.clock.now())).err();
+        let back = st.put_back(live, Some(self.now())).err();
         self.settle(st, back);
     }
 

@@ -23,7 +23,9 @@ pub struct Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// [`Manager::has_broken`](crate::Manager::has_broken) said so on return.
+    /// [`Manager::has_broken`](crate::Manager::has_broken) said so, asked when the connection
+    /// was returned or when an idle one was about to be handed out. (A connection it calls
+    /// broken as soon as it is opened is not counted here but as a failed connect.)
     Broken,
     /// [`Manager::check`](crate::Manager::check) failed or timed out.
     CheckFailed,
@@ -106,8 +108,11 @@ impl Closes {
 pub struct Stats {
     /// Connects that succeeded.
     pub connects_ok: u64,
-    /// Connect attempts that failed (errors, timeouts, panics).
+    /// Connect attempts that failed (errors, timeouts, panics, and new connections that
+    /// [`Manager::has_broken`](crate::Manager::has_broken) called broken at once).
     pub connects_failed: u64,
+    /// Connections made elsewhere and given to the pool with [`Pool::add`](crate::Pool::add).
+    pub connections_added: u64,
     /// Checkout and keepalive checks that failed.
     pub checks_failed: u64,
     /// Connections closed, by reason.

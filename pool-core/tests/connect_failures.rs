@@ -186,15 +186,11 @@ async fn a_panicking_connect_is_a_failed_connect_and_the_pool_serves_again() {
     assert_quiet(&pool, 0).await;
 }
 
-/// After a failed connect a new caller must wait out the backoff and then get its connect;
-/// while it waits the background task sleeps until then. (It used to wake itself in a loop:
-/// a busy spin in real time, and a livelock under paused time, where the clock only moves
-/// once every task is idle.)
-///
-/// Runs on a thread of its own with a real-time watchdog, so a livelock fails the test
-/// instead of hanging the suite.
-#[test]
-fn after_a_failed_connect_the_next_caller_connects_once_the_backoff_is_over() {
+/// Runs `body` on a paused current-thread runtime in a thread of its own, failing (instead of
+/// hanging the suite) if it does not finish within 20 s of real time.
+fn within_real_time<T: Send + 'static>(
+    body: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> T {
     let (done, outcome) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -202,7 +198,20 @@ fn after_a_failed_connect_the_next_caller_connects_once_the_backoff_is_over() {
             .start_paused(true)
             .build()
             .unwrap();
-        let waited = runtime.block_on(async {
+        let _ = done.send(runtime.block_on(body()));
+    });
+    outcome
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the pool livelocked (or panicked) while connects backed off")
+}
+
+/// A transient failure is waited out: the next caller's connect starts once the backoff is
+/// over, and the pool does not spin meanwhile (run on a thread of its own with a real-time
+/// limit, so a livelock fails the test instead of hanging the suite).
+#[test]
+fn after_a_transient_failure_the_next_connect_waits_for_the_backoff() {
+    let waited = within_real_time(|| {
+        Box::pin(async {
             let mock = Mock::new();
             let pool = Pool::builder(mock.clone())
                 .max_size(1)
@@ -210,27 +219,137 @@ fn after_a_failed_connect_the_next_caller_connects_once_the_backoff_is_over() {
                 .connect_backoff_max(Duration::from_secs(2))
                 .build_lazy()
                 .unwrap();
-            mock.set(Op::Connect, Behave::Permanent);
-            assert!(matches!(pool.get().await, Err(Error::Connect(_))));
+            mock.set(Op::Connect, Behave::Transient);
+            let failed_at = Instant::now();
+            let short = pool.get_timeout(Duration::from_millis(100)).await;
+            assert!(short.unwrap_err().is_timeout());
 
             mock.set(Op::Connect, Behave::Ok);
-            let start = Instant::now();
             drop(
                 pool.get()
                     .await
                     .expect("the connect after the backoff succeeds"),
             );
             assert_quiet(&pool, 0).await;
-            start.elapsed()
-        });
-        let _ = done.send(waited);
+            failed_at.elapsed()
+        })
     });
-    let waited = outcome
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("the pool livelocked (or panicked) while connects backed off");
     // The backoff after one failure is between half and all of connect_backoff.
     assert!(
         waited >= Duration::from_secs(1) && waited <= Duration::from_secs(2),
         "waited {waited:?}"
+    );
+}
+
+/// A permanent error (a wrong password) reaches every caller at once, each from a connect
+/// attempt of its own, never as a timeout after the backoff: the backoff spares a server
+/// transient storms only.
+#[tokio::test(start_paused = true)]
+async fn a_permanent_error_reaches_each_later_caller_at_once_not_after_the_backoff() {
+    let mock = Mock::new();
+    let pool = Pool::builder(mock.clone())
+        .max_size(2)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_backoff(Duration::from_millis(500))
+        .connect_backoff_max(Duration::from_secs(5))
+        .build_lazy()
+        .unwrap();
+    mock.set(Op::Connect, Behave::Permanent);
+    for caller in 0..5 {
+        let start = Instant::now();
+        let error = pool.get().await.unwrap_err();
+        assert!(
+            matches!(error, Error::Connect(_)),
+            "caller {caller} got {error:#} instead of the connect error"
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "caller {caller} waited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mock.connects_attempted(), 5, "one attempt per caller");
+
+    // The pool recovers as soon as the server accepts again.
+    mock.set(Op::Connect, Behave::Ok);
+    drop(pool.get().await.unwrap());
+    assert_quiet(&pool, 0).await;
+}
+
+/// A manager whose `has_broken` keeps saying yes does not turn an acquire into a connect and
+/// close storm: a connection broken as soon as it is opened is a failed connect, retried with
+/// backoff, and the timeout names it.
+#[tokio::test(start_paused = true)]
+async fn a_manager_that_calls_every_connection_broken_meets_the_backoff_and_is_named() {
+    let mock = Mock::new();
+    let pool = Pool::builder(mock.clone())
+        .max_size(2)
+        .connect_backoff(Duration::from_millis(50))
+        .connect_backoff_max(Duration::from_millis(400))
+        .build_lazy()
+        .unwrap();
+    mock.set_broken(true);
+    let error = pool.get_timeout(Duration::from_secs(1)).await.unwrap_err();
+    let Error::Timeout(timeout) = &error else {
+        panic!("expected a timeout, got {error:#}");
+    };
+    assert_eq!(
+        timeout.stage(),
+        TimeoutStage::Waiting,
+        "neither a reset nor a check ran"
+    );
+    assert!(
+        matches!(
+            timeout.last_connect_error(),
+            Some(ConnectError::BrokenAtOnce)
+        ),
+        "{error:#}"
+    );
+    assert!(
+        format!("{error:#}").contains("has_broken"),
+        "the cause is printed: {error:#}"
+    );
+    // 50, 100, 200, 400 ms (halved at worst by the jitter) fit about ten attempts in a second.
+    let attempts = mock.connects_attempted();
+    assert!(attempts <= 12, "{attempts} connects in one second");
+    assert_eq!(pool.stats().connects_failed, attempts as u64);
+
+    mock.set_broken(false);
+    drop(pool.get().await.unwrap());
+    assert_quiet(&pool, 0).await;
+}
+
+/// `{}` prints the pool's own layer; `{:#}` prints the whole chain down to the manager's error,
+/// for a permanent connect error, a timeout while connects fail, and a failed build.
+#[tokio::test(start_paused = true)]
+async fn the_alternate_display_prints_the_cause_chain() {
+    let mock = Mock::new();
+    let pool = pool(&mock, 1);
+    let cause = error_text(Op::Connect, true);
+
+    mock.set(Op::Connect, Behave::Permanent);
+    let error = pool.get().await.unwrap_err();
+    assert_eq!(error.to_string(), "could not open a connection");
+    assert_eq!(
+        format!("{error:#}"),
+        format!("could not open a connection: {cause}")
+    );
+
+    mock.set(Op::Connect, Behave::Transient);
+    let error = pool
+        .get_timeout(Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    let plain = error.to_string();
+    assert!(!plain.contains("refused"), "one layer only: {plain}");
+    let chain = format!("{error:#}");
+    assert!(
+        chain.starts_with(&plain) && chain.ends_with(&error_text(Op::Connect, false)),
+        "{chain}"
+    );
+
+    mock.set(Op::Connect, Behave::Permanent);
+    let build = Pool::builder(mock.clone()).initial_size(1).build().await;
+    let error = build.unwrap_err();
+    assert_eq!(
+        format!("{error:#}"),
+        format!("could not open the initial connections: {cause}")
     );
 }

@@ -401,7 +401,7 @@ pub fn assert_quiet(pool: &Pool<Mock>, outside: usize) -> impl Future<Output = S
         );
         let stats = pool.stats();
         assert_eq!(
-            stats.connects_ok,
+            stats.connects_ok + stats.connections_added,
             stats.closes.total() + (status.size + outside) as u64,
             "{at}: opened connections not all open, taken or closed: {status:?}, {stats:?}"
         );
