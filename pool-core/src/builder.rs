@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, IdleOrder};
+use crate::config::{Config, Fairness, IdleOrder};
 use crate::error::BuildError;
 use crate::maintenance;
 use crate::manager::Manager;
@@ -96,6 +96,8 @@ impl<M: Manager> Builder<M> {
         skip_check_within: Duration;
         /// Sets [`Config::idle_order`].
         idle_order: IdleOrder;
+        /// Sets [`Config::fairness`].
+        fairness: Fairness;
         /// Sets [`Config::max_concurrent_connects`].
         max_concurrent_connects: usize;
         /// Sets [`Config::connect_backoff`].

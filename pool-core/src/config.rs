@@ -16,6 +16,34 @@ pub enum IdleOrder {
     Lifo,
 }
 
+/// How a connection returned while callers wait is shared out.
+///
+/// Handing every returned connection to the oldest waiter (strict FIFO) is fair but slow under
+/// load: once one caller queues, every later caller queues too, and each acquire costs a wake-up
+/// and a task switch for as long as the load lasts. Letting a caller take an idle connection
+/// ahead of the queue (barging) keeps the fast path, but on its own could starve a waiter.
+/// `Bounded` does both: callers may overtake waiters, but never one that has waited longer than
+/// the bound; such a waiter gets the next returned connection directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Fairness {
+    /// First come, first served: a returned connection goes to the oldest waiter, and nobody
+    /// takes an idle connection while others wait.
+    Strict,
+    /// Callers may take an idle connection ahead of waiters until the oldest waiter has waited
+    /// this long; from then on every returned connection goes to the oldest waiters in turn
+    /// until none has waited that long.
+    Bounded(Duration),
+}
+
+impl Default for Fairness {
+    /// `Bounded(1 ms)`.
+    fn default() -> Self {
+        Fairness::Bounded(Duration::from_millis(1))
+    }
+}
+
 /// The pool's settings. Every field documents its default; [`Config::default`] gives them all.
 ///
 /// Validated by [`Builder::build`](crate::Builder::build) and
@@ -57,6 +85,9 @@ pub struct Config {
     pub skip_check_within: Duration,
     /// Which idle connection an acquire takes. Default [`IdleOrder::Fifo`].
     pub idle_order: IdleOrder,
+    /// How returned connections are shared out among waiting callers.
+    /// Default [`Fairness::Bounded`] at 1 ms.
+    pub fairness: Fairness,
     /// Most callers queued at once; one more fails at once with
     /// [`Error::Rejected`](crate::Error::Rejected). Default `None` (no limit).
     pub max_waiters: Option<usize>,
@@ -97,6 +128,7 @@ impl Default for Config {
             check_on_checkout: true,
             skip_check_within: Duration::from_millis(500),
             idle_order: IdleOrder::Fifo,
+            fairness: Fairness::default(),
             max_waiters: None,
             max_concurrent_connects: 4,
             connect_rate: None,

@@ -81,7 +81,7 @@ mod stats;
 mod waiter;
 
 pub use builder::Builder;
-pub use config::{Config, IdleOrder};
+pub use config::{Config, Fairness, IdleOrder};
 pub use connection::{ConnectionMetrics, PooledConnection};
 pub use error::{
     AddError, AddRefusal, BuildError, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage,
