@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{ChangeUserOpts, Conn, Opts};
+use mysql_async::{ChangeUserOpts, Conn, Opts, QueryResult, TextProtocol};
 use pool_core::ErrorKind;
 
 use super::Error;
@@ -77,10 +77,11 @@ impl pool_core::Manager for Manager {
     }
 
     /// `COM_RESET_CONNECTION`, or `COM_CHANGE_USER` where the server lacks it. The driver first
-    /// drains a result set left unread and rolls back a transaction its `Transaction` guard
-    /// left open; the server then drops session variables, temporary tables, locks and
-    /// prepared statements, and the driver forgets its statement cache and runs the
-    /// connection's setup statements again.
+    /// rolls back a transaction its `Transaction` guard left open (a result left unread never
+    /// gets this far: [`has_broken`](pool_core::Manager::has_broken) closed that connection);
+    /// the server then drops session variables, temporary tables, locks and prepared
+    /// statements, and the driver forgets its statement cache and runs the connection's setup
+    /// statements again.
     async fn reset(&self, conn: &mut Conn) -> Result<(), Error> {
         if !conn.reset().await? {
             conn.change_user(ChangeUserOpts::default()).await?;
@@ -88,11 +89,17 @@ impl pool_core::Manager for Manager {
         Ok(())
     }
 
-    /// True when the socket is gone or a request was abandoned mid-flight: the driver marks
-    /// the connection disconnected for the length of each request and clears the mark only
-    /// when the request completes, so a dropped future leaves it set.
+    /// True when the socket is gone, a request was abandoned mid-flight, or a result was left
+    /// unread.
+    ///
+    /// The driver marks the connection disconnected for the length of each request and clears
+    /// the mark only when the request completes, so a dropped future leaves it set. A result
+    /// set dropped before its last row is not an abandoned request to the driver: it would
+    /// read and discard every remaining row before the next command, inside the next
+    /// borrower's reset, however many millions there are. Closing keeps that off every
+    /// borrower's time.
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.is_disconnected()
+        conn.is_disconnected() || has_unread_result(conn)
     }
 
     fn classify(&self, error: &Error) -> ErrorKind {
@@ -102,4 +109,13 @@ impl pool_core::Manager for Manager {
             ErrorKind::Transient
         }
     }
+}
+
+/// Whether rows or further result sets of an earlier query are still to be read.
+///
+/// The driver keeps this to itself, but a [`QueryResult`] over the connection reads it
+/// without I/O: building one is free and it has no `Drop`. The protocol parameter only
+/// matters for reading rows, which this never does.
+fn has_unread_result(conn: &mut Conn) -> bool {
+    !QueryResult::<'_, '_, TextProtocol>::new(conn).is_empty()
 }
