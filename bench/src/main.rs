@@ -1,9 +1,11 @@
-//! Side-by-side benchmarks of `pool-core` against deadpool and bb8, in one process and one run.
+//! Side-by-side benchmarks of `pool-core` against deadpool, bb8, qp and mobc, in one process
+//! and one run.
 //!
 //! `cargo run --release -p pool-bench -- [micro] [memory] [postgres] [mysql] [redis] [--quick]`
 //! (no suite: all of them)
 
 mod contenders;
+mod isolate;
 mod memory;
 mod micro;
 mod report;

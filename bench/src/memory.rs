@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::contenders::{Bb8, Contender, Deadpool, Ours};
+use crate::contenders::{Bb8, Contender, Deadpool, Ours, OursDefault, Setup};
 use crate::report::Samples;
 
 /// Connections and waiters per measurement.
@@ -41,7 +41,7 @@ impl Plan {
     }
 }
 
-const NAMES: [&str; 3] = [Ours::NAME, Deadpool::NAME, Bb8::NAME];
+const NAMES: [&str; 3] = [Ours::<OursDefault>::NAME, Deadpool::NAME, Bb8::NAME];
 
 pub fn run(plan: &Plan) {
     let mut idle = [(); 3].map(|()| Samples::default());
@@ -121,7 +121,7 @@ pub fn probe_main(args: &[String]) {
         .expect("a runtime");
     let figure = rt.block_on(async {
         match pool.as_str() {
-            p if p == Ours::NAME => measure::<Ours>(what, n).await,
+            p if p == Ours::<OursDefault>::NAME => measure::<Ours<OursDefault>>(what, n).await,
             p if p == Deadpool::NAME => measure::<Deadpool>(what, n).await,
             p if p == Bb8::NAME => measure::<Bb8>(what, n).await,
             other => panic!("unknown pool {other}"),
@@ -134,13 +134,13 @@ async fn measure<C: Contender>(what: &str, n: usize) -> f64 {
     match what {
         "idle" => {
             let before = resident();
-            let pool = C::build(n).await;
+            let pool = C::build(&Setup::unit(n, n)).await;
             let grown = resident().saturating_sub(before);
             drop(pool);
             grown as f64 / n as f64
         }
         "waiters" => {
-            let pool = C::build(1).await;
+            let pool = C::build(&Setup::unit(1, 1)).await;
             let held = pool.keep().await;
             let tasks: Vec<_> = (0..n)
                 .map(|_| {

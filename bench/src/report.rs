@@ -69,3 +69,12 @@ pub fn percentile(sorted: &[std::time::Duration], q: f64) -> std::time::Duration
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// "2^20 ops" for a power of two, "1000 ops" otherwise.
+pub fn ops_label(ops: usize) -> String {
+    if ops.is_power_of_two() && ops >= 1024 {
+        format!("2^{} ops", ops.trailing_zeros())
+    } else {
+        format!("{ops} ops")
+    }
+}
