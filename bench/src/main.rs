@@ -1,15 +1,18 @@
 //! Side-by-side benchmarks of `pool-core` against deadpool, bb8, qp and mobc, in one process
 //! and one run.
 //!
-//! `cargo run --release -p pool-bench -- [micro] [memory] [postgres] [mysql] [redis] [--quick]`
-//! (no suite: all of them)
+//! `cargo run --release -p pool-bench -- [micro] [realistic] [spike] [memory] [postgres] [mysql]
+//! [redis] [--quick]` (no suite: all of them)
 
 mod contenders;
 mod isolate;
 mod memory;
 mod micro;
+mod realistic;
 mod report;
+mod roundtrip;
 mod servers;
+mod spike;
 
 use servers::Outcome;
 
@@ -26,7 +29,15 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let suites = if suites.is_empty() {
-        vec!["micro", "memory", "postgres", "mysql", "redis"]
+        vec![
+            "micro",
+            "realistic",
+            "spike",
+            "memory",
+            "postgres",
+            "mysql",
+            "redis",
+        ]
     } else {
         suites
     };
@@ -48,6 +59,22 @@ fn main() {
                 });
                 Outcome::Done
             }
+            "realistic" => {
+                realistic::run(&if quick {
+                    realistic::Plan::quick()
+                } else {
+                    realistic::Plan::full()
+                });
+                Outcome::Done
+            }
+            "spike" => {
+                spike::run(&if quick {
+                    spike::Plan::quick()
+                } else {
+                    spike::Plan::full()
+                });
+                Outcome::Done
+            }
             "memory" => {
                 memory::run(&if quick {
                     memory::Plan::quick()
@@ -61,7 +88,7 @@ fn main() {
             "redis" => servers::run::<servers::redis::Redis>(&server_plan()),
             other => {
                 eprintln!(
-                    "unknown suite `{other}`; available: micro, memory, postgres, mysql, redis"
+                    "unknown suite `{other}`; available: micro, realistic, spike, memory, postgres, mysql, redis"
                 );
                 std::process::exit(2);
             }
