@@ -125,6 +125,8 @@ impl<M: Manager> Builder<M> {
         keepalive_interval: Duration;
         /// Sets [`Config::leak_threshold`]; `None` turns leak detection off.
         leak_threshold: Duration;
+        /// Sets [`Config::priority_boost_after`]; `None` turns the boost off.
+        priority_boost_after: Duration;
     }
 
     /// Builds the pool and opens [`Config::initial_size`] connections before returning.

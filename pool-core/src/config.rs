@@ -88,6 +88,10 @@ pub struct Config {
     /// How returned connections are shared out among waiting callers.
     /// Default [`Fairness::Bounded`] at 1 ms.
     pub fairness: Fairness,
+    /// A queued caller waiting this long is served as if it were
+    /// [`Priority::Critical`](crate::Priority::Critical), so a stream of urgent callers cannot
+    /// starve the others. `None` turns the boost off. Default 1 s.
+    pub priority_boost_after: Option<Duration>,
     /// Most callers queued at once; one more fails at once with
     /// [`Error::Rejected`](crate::Error::Rejected). Default `None` (no limit).
     pub max_waiters: Option<usize>,
@@ -129,6 +133,7 @@ impl Default for Config {
             skip_check_within: Duration::from_millis(500),
             idle_order: IdleOrder::Fifo,
             fairness: Fairness::default(),
+            priority_boost_after: Some(Duration::from_secs(1)),
             max_waiters: None,
             max_concurrent_connects: 4,
             connect_rate: None,
@@ -176,6 +181,7 @@ impl Config {
             ("idle_timeout", self.idle_timeout),
             ("keepalive_interval", self.keepalive_interval),
             ("leak_threshold", self.leak_threshold),
+            ("priority_boost_after", self.priority_boost_after),
         ];
         let required = [
             ("connect_timeout", self.connect_timeout),

@@ -60,6 +60,7 @@
 //! `pool_core::close` (connections closed, with the reason), `pool_core::leak` (leak
 //! warnings), `pool_core::recovery`.
 
+mod acquire;
 mod bounded;
 mod builder;
 mod checkout;
@@ -72,7 +73,10 @@ mod health;
 mod leak;
 mod maintenance;
 mod manager;
+mod place;
 mod pool;
+mod priority;
+mod queue;
 mod replace;
 mod retry;
 pub mod roles;
@@ -88,7 +92,9 @@ pub use error::{
 };
 pub use health::Health;
 pub use manager::{ErrorKind, Manager};
+pub use place::QueuePlace;
 pub use pool::Pool;
+pub use priority::Priority;
 pub use replace::Replaceable;
 pub use retry::Retry;
-pub use stats::{CloseReason, Closes, Stats, Status, WaitHistogram};
+pub use stats::{CloseReason, Closes, PriorityStats, Stats, Status, WaitHistogram};

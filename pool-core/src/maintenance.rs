@@ -87,23 +87,37 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
             };
             let due = early.into_iter().flatten().any(|at| at <= now);
             if upkeep_due || now >= upkeep_at || due {
-                // Keepalive checks may take up to `check_timeout` each; the clock must not
-                // stand still for everyone else meanwhile.
+                // Resets and keepalive checks may take up to their timeouts; meanwhile the clock
+                // must not stand still and queued callers' deadlines must still be kept, also
+                // those of callers who queue during the round (they wake this task).
                 let mut upkeep = std::pin::pin!(round(&shared));
-                while tokio::time::timeout(RESOLUTION, upkeep.as_mut())
-                    .await
-                    .is_err()
-                {
-                    shared.clock.tick();
+                loop {
+                    let next_deadline = shared.lock().queue.next_deadline();
+                    let tick = Instant::now() + RESOLUTION;
+                    let at = next_deadline.map_or(tick, |d| d.min(tick));
+                    let woken = std::pin::pin!(wake.notified());
+                    match tokio::time::timeout_at(at, first_of(upkeep.as_mut(), woken)).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(_) => {
+                            shared.clock.tick();
+                        }
+                    }
+                    shared.lock().expire_waiters(Instant::now());
                 }
                 upkeep_at = Instant::now() + shared.lock().config.maintenance_interval;
             }
             let ticking = shared.clock.tick();
             let mut st = shared.lock();
-            let mut next = [st.wake_at, st.tend_at, st.retire_at, st.next_deadline]
-                .into_iter()
-                .flatten()
-                .fold(upkeep_at, Instant::min);
+            let mut next = [
+                st.wake_at,
+                st.tend_at,
+                st.retire_at,
+                st.queue.next_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(upkeep_at, Instant::min);
             if ticking {
                 next = next.min(Instant::now() + RESOLUTION);
             }
@@ -269,6 +283,23 @@ async fn tend<M: Manager>(
         checkout.live().meta.last_checked = shared.now();
     }
     shared.restore(checkout.keep());
+}
+
+/// Polls both until one finishes: `true` if `work` did, `false` if `signal` did.
+async fn first_of(
+    mut work: Pin<&mut impl Future<Output = ()>>,
+    mut signal: Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    std::future::poll_fn(|cx| {
+        if work.as_mut().poll(cx).is_ready() {
+            Poll::Ready(true)
+        } else if signal.as_mut().poll(cx).is_ready() {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Runs every future to its end, concurrently, in the calling task.

@@ -3,27 +3,24 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::bounded::bounded;
+use crate::acquire::{acquire, Request, Wait};
 use crate::builder::Builder;
 use crate::checkout::Checkout;
 use crate::config::Config;
-use crate::connection::{ConnectionMetrics, Live, PooledConnection};
-use crate::error::{
-    AddError, AddRefusal, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage,
-};
+use crate::connection::{ConnectionMetrics, PooledConnection};
+use crate::error::{AddError, AddRefusal, ConfigError, ConnectError, Error};
 use crate::health::Health;
-use crate::maintenance;
 use crate::manager::Manager;
+use crate::place::QueuePlace;
+use crate::priority::Priority;
 use crate::retry::Retry;
-use crate::shared::{Policy, Shared, State};
+use crate::shared::Shared;
 use crate::stats::{CloseReason, Stats, Status};
-use crate::waiter::{Grant, Queued, Waiter};
 
 /// A pool of connections made by a [`Manager`].
 ///
@@ -80,66 +77,6 @@ impl<M: Manager> fmt::Debug for Pool<M> {
     }
 }
 
-/// What a connection on its way out turned out to need.
-enum Inspected<'a, M: Manager> {
-    /// Nothing: hand it out.
-    Ready(Live<M::Connection>),
-    /// A reset, a check or both, under a guard that closes it if the caller goes away.
-    Work(Checkout<'a, M>, Work),
-    /// It was closed (expired, or broken while idle).
-    Closed,
-}
-
-/// The async steps a checkout needs.
-#[derive(Clone, Copy)]
-struct Work {
-    reset: bool,
-    check: bool,
-}
-
-/// How long an acquire may wait.
-#[derive(Clone, Copy)]
-enum Wait {
-    /// `Config::acquire_timeout`.
-    Configured,
-    /// At most this long.
-    For(Duration),
-    /// Not at all: only an idle connection will do.
-    Never,
-    /// At most this long, and never past `Config::acquire_timeout`.
-    Capped(Duration),
-}
-
-impl Wait {
-    /// How long an acquire may take in all, given `Config::acquire_timeout`; `None` for no
-    /// limit. (`Never` queues for no time, but its reset and check get the configured limit.)
-    fn limit(self, configured: Option<Duration>) -> Option<Duration> {
-        match self {
-            Wait::Configured | Wait::Never => configured,
-            Wait::For(limit) => Some(limit),
-            Wait::Capped(limit) => Some(configured.map_or(limit, |c| c.min(limit))),
-        }
-    }
-}
-
-/// When an acquire started (now, if it has not been given a start yet) and its deadline, given
-/// how long it may take in all.
-fn started_and_deadline(
-    started: &mut Option<Instant>,
-    limit: Option<Duration>,
-) -> (Instant, Option<Instant>) {
-    let start = *started.get_or_insert_with(Instant::now);
-    (start, limit.and_then(|limit| start.checked_add(limit)))
-}
-
-/// What [`Pool::begin`] found.
-enum Step<M: Manager> {
-    /// An idle connection, now counted in use.
-    Idle(Live<M::Connection>),
-    /// A place in the queue, and when the acquire started.
-    Queued(oneshot::Receiver<Grant<M>>, Instant),
-}
-
 impl<M: Manager> Pool<M> {
     /// Starts configuring a pool of connections made by `manager`.
     pub fn builder(manager: M) -> Builder<M> {
@@ -149,10 +86,13 @@ impl<M: Manager> Pool<M> {
     /// Checks out a connection, waiting at most
     /// [`Config::acquire_timeout`](crate::Config::acquire_timeout).
     ///
-    /// An idle connection is taken at once (after its reset and, if due, its check) unless
-    /// others are already queued: callers are served first come, first served. Otherwise the
-    /// caller queues, and the pool opens a connection if it has room; whichever comes first, a
-    /// returned connection or a new one, is handed to the oldest caller.
+    /// An idle connection is taken at once (after its reset and, if due, its check). Otherwise
+    /// the caller queues, and the pool opens a connection if it has room; a returned connection
+    /// or a new one goes to the queued callers as [`Config::fairness`](crate::Config::fairness)
+    /// says: by default a caller may take an idle connection ahead of those queued, but no
+    /// queued caller is passed over once it has waited longer than the bound (1 ms). With
+    /// [`Fairness::Strict`](crate::Fairness::Strict), callers are served strictly first come,
+    /// first served. Uses [`Priority::Normal`].
     ///
     /// # Errors
     ///
@@ -170,7 +110,64 @@ impl<M: Manager> Pool<M> {
     pub fn get(
         &self,
     ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + '_ {
-        self.acquire(Wait::Configured, Location::caller())
+        self.request(Wait::Configured, Priority::Normal, None)
+    }
+
+    /// Like [`get`](Self::get), at the given priority: queued callers are served highest
+    /// priority first, and a caller never takes an idle connection ahead of a queued caller of
+    /// a higher priority (see [`Priority`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`get`](Self::get).
+    #[track_caller]
+    pub fn get_with(
+        &self,
+        priority: Priority,
+    ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + '_ {
+        self.request(Wait::Configured, priority, None)
+    }
+
+    /// Like [`get_with`](Self::get_with), keeping `place` up to date so that the caller, or
+    /// anyone it shared a clone of `place` with, can read its position in the queue while it
+    /// waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`get`](Self::get); `place` is cleared when the future ends or is dropped.
+    #[track_caller]
+    pub fn get_tracked<'a>(
+        &'a self,
+        priority: Priority,
+        place: &'a QueuePlace,
+    ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + 'a {
+        self.request(Wait::Configured, priority, Some(place))
+    }
+
+    #[track_caller]
+    fn request<'a>(
+        &'a self,
+        wait: Wait,
+        priority: Priority,
+        place: Option<&'a QueuePlace>,
+    ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + 'a {
+        acquire(
+            &self.shared,
+            Request {
+                wait,
+                priority,
+                place,
+                caller: Location::caller(),
+            },
+        )
     }
 
     /// Like [`get`](Self::get), waiting at most `timeout` (zero: take an idle connection or
@@ -188,11 +185,11 @@ impl<M: Manager> Pool<M> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + '_ {
-        self.acquire(Wait::For(timeout), Location::caller())
+        self.request(Wait::For(timeout), Priority::Normal, None)
     }
 
-    /// Takes an idle connection if one is free and nobody is queued; never queues and never
-    /// opens a connection. The future may still await the connection's reset and check.
+    /// Takes an idle connection if one is free and the caller may take it (see
+    /// [`get`](Self::get)); never queues and never opens a connection. The future may still await the connection's reset and check.
     ///
     /// # Errors
     ///
@@ -206,270 +203,7 @@ impl<M: Manager> Pool<M> {
     pub fn try_get(
         &self,
     ) -> impl Future<Output = Result<PooledConnection<M>, Error<M::Error>>> + Send + '_ {
-        self.acquire(Wait::Never, Location::caller())
-    }
-
-    async fn acquire(
-        &self,
-        wait: Wait,
-        caller: &'static Location<'static>,
-    ) -> Result<PooledConnection<M>, Error<M::Error>> {
-        let shared = &self.shared;
-        let mut started: Option<Instant> = None;
-        // Whether this acquire queued at any point: then it counts as waited, however it is
-        // served in the end; otherwise as direct, counted by `begin` when it takes an idle
-        // connection (and taken back if that connection fails its reset or check).
-        let mut queued = false;
-        loop {
-            let (policy, step) = self.begin(wait, !queued, started)?;
-            // The wait recorded in the stats for this grant, taken back if the connection
-            // turns out unusable and the caller queues again.
-            let mut recorded = None;
-            let live = match step {
-                Step::Idle(live) => live,
-                Step::Queued(rx, since) => {
-                    queued = true;
-                    started = Some(since);
-                    // Deadlines are enforced by the background task, which must be running.
-                    maintenance::ensure_started(shared);
-                    match Waiter::new(shared, rx).await {
-                        Grant::Conn { live, waited } => {
-                            recorded = Some(waited);
-                            live
-                        }
-                        Grant::Failed(error) => return Err(Error::Connect(error)),
-                        Grant::TimedOut => return Err(self.timeout(since, TimeoutStage::Waiting)),
-                        Grant::Closed => return Err(Error::Closed),
-                    }
-                }
-            };
-            // Most checkouts need neither a reset nor a check: they skip the async part. What a
-            // timeout reports the acquire was doing: a connection closed at once (expired,
-            // broken) sends it back to waiting, not to preparing.
-            let (prepared, stage) = match self.inspect(live, &policy) {
-                Inspected::Ready(live) => (Some(live), TimeoutStage::Waiting),
-                Inspected::Work(checkout, work) => (
-                    self.prepare(checkout, work, wait, &mut started).await,
-                    TimeoutStage::Preparing,
-                ),
-                Inspected::Closed => (None, TimeoutStage::Waiting),
-            };
-            match prepared {
-                Some(mut live) => {
-                    live.meta.uses += 1;
-                    if queued && recorded.is_none() {
-                        // Queued once, then served directly after the connection it was sent
-                        // failed: still a waited acquire.
-                        let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
-                        let mut st = shared.lock();
-                        st.stats.acquires_waited += 1;
-                        st.stats.wait_time.record(waited);
-                    }
-                    shared.health.served();
-                    if policy.track_leaks {
-                        shared.watch_leak(live.meta.id, caller, shared.now());
-                    }
-                    return Ok(PooledConnection::new(live, Arc::clone(shared)));
-                }
-                None => {
-                    let limit = {
-                        let mut st = shared.lock();
-                        match recorded {
-                            Some(waited) => {
-                                st.stats.acquires_waited -= 1;
-                                st.stats.wait_time.forget(waited);
-                            }
-                            None if !queued => st.stats.acquires_direct -= 1,
-                            None => {}
-                        }
-                        wait.limit(st.config.acquire_timeout)
-                    };
-                    let (start, deadline) = started_and_deadline(&mut started, limit);
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(self.timeout(start, stage));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Takes an idle connection if nobody is queued, else queues the caller (and reserves a
-    /// connect if there is room). `count_direct` counts a direct acquire in the stats;
-    /// `started` is when the acquire first queued, if it did.
-    #[inline]
-    fn begin(
-        &self,
-        wait: Wait,
-        count_direct: bool,
-        started: Option<Instant>,
-    ) -> Result<(Policy, Step<M>), Error<M::Error>> {
-        let mut st = self.shared.lock();
-        if st.closed {
-            return Err(Error::Closed);
-        }
-        let policy = st.policy();
-        if st.waiting == 0 {
-            if let Some(live) = st.pop_idle() {
-                if count_direct {
-                    st.stats.acquires_direct += 1;
-                }
-                return Ok((policy, Step::Idle(live)));
-            }
-        }
-        self.queue(st, wait, policy, started)
-    }
-
-    /// The part of [`begin`](Self::begin) for a caller that found no idle connection it may
-    /// take: queues it, unless it may not wait.
-    #[inline(never)]
-    fn queue(
-        &self,
-        mut st: MutexGuard<'_, State<M>>,
-        wait: Wait,
-        policy: Policy,
-        started: Option<Instant>,
-    ) -> Result<(Policy, Step<M>), Error<M::Error>> {
-        if let Wait::Never = wait {
-            return Err(Error::NoIdle);
-        }
-        let limit = wait.limit(st.config.acquire_timeout);
-        if let Some(max_waiters) = st.config.max_waiters.filter(|&m| st.waiting >= m) {
-            st.stats.acquires_rejected += 1;
-            return Err(Error::Rejected { max_waiters });
-        }
-        let since = started.unwrap_or_else(Instant::now);
-        let deadline = limit.and_then(|limit| since.checked_add(limit));
-        let (tx, rx) = oneshot::channel();
-        st.waiters.push_back(Queued {
-            tx,
-            since,
-            deadline,
-        });
-        st.waiting += 1;
-        // The background task sleeps until the earliest deadline it knows of; only a caller
-        // due before that has to wake it.
-        let mut wake = false;
-        if let Some(at) = deadline {
-            if st.next_deadline.is_none_or(|next| at < next) {
-                st.next_deadline = Some(at);
-                wake = st.sleeping_until.is_none_or(|until| at < until);
-            }
-        }
-        self.shared.settle(st, None);
-        if wake {
-            self.shared.wake.notify_one();
-        }
-        Ok((policy, Step::Queued(rx, since)))
-    }
-
-    /// Looks at a connection on its way out, without awaiting: closes it if it expired or
-    /// broke while idle, and says whether it needs a reset or a check first.
-    #[inline]
-    fn inspect<'a>(&'a self, mut live: Live<M::Connection>, policy: &Policy) -> Inspected<'a, M> {
-        let shared = &self.shared;
-        let manager = &shared.manager;
-        let now = shared.now();
-        let close = if live.meta.expired(now, policy.max_lifetime) {
-            Some(CloseReason::Expired)
-        } else if manager.has_broken(&mut live.conn) {
-            // Asked again on the way out, as it costs nothing: a connection the server closed
-            // while it sat idle is caught even when the checkout check is skipped.
-            Some(CloseReason::Broken)
-        } else {
-            None
-        };
-        if let Some(reason) = close {
-            Checkout::new(shared, live).close(reason);
-            return Inspected::Closed;
-        }
-        if live.meta.dirty && !manager.needs_reset(&mut live.conn) {
-            live.meta.dirty = false;
-        }
-        let fresh = now.saturating_sub(live.meta.last_active()) < policy.skip_check_within;
-        let work = Work {
-            reset: live.meta.dirty,
-            check: policy.check_on_checkout && !fresh,
-        };
-        if work.reset || work.check {
-            Inspected::Work(Checkout::new(shared, live), work)
-        } else {
-            Inspected::Ready(live)
-        }
-    }
-
-    /// Resets and checks a connection on its way out, as `work` says, within what is left of
-    /// the acquire's time; `None` if it had to be closed.
-    ///
-    /// The fast path reads no real clock, so an acquire that gets here without having queued
-    /// counts as started when its reset or check first has to wait. That start is kept in
-    /// `started`, so a caller whose connection fails gets no fresh limit.
-    async fn prepare(
-        &self,
-        mut checkout: Checkout<'_, M>,
-        work: Work,
-        wait: Wait,
-        started: &mut Option<Instant>,
-    ) -> Option<Live<M::Connection>> {
-        let shared = &self.shared;
-        let manager = &shared.manager;
-        let (limit, reset_timeout, check_timeout) = {
-            let st = shared.lock();
-            let c = &st.config;
-            (
-                wait.limit(c.acquire_timeout),
-                c.reset_timeout,
-                c.check_timeout,
-            )
-        };
-        // Worked out the first time a reset or check has to wait, not before.
-        let mut deadline = None;
-        let mut left = || {
-            deadline
-                .get_or_insert_with(|| started_and_deadline(started, limit).1)
-                .map_or(Duration::MAX, |d| {
-                    d.saturating_duration_since(Instant::now())
-                })
-        };
-        let live = checkout.live();
-        if work.reset {
-            let limit = || reset_timeout.min(left());
-            if !matches!(
-                bounded(manager.reset(&mut live.conn), limit).await,
-                Some(Ok(()))
-            ) {
-                checkout.close(CloseReason::ResetFailed);
-                return None;
-            }
-            live.meta.dirty = false;
-        }
-        if work.check {
-            let limit = || check_timeout.min(left());
-            if !matches!(
-                bounded(manager.check(&mut live.conn), limit).await,
-                Some(Ok(()))
-            ) {
-                checkout.close(CloseReason::CheckFailed);
-                return None;
-            }
-            live.meta.last_checked = shared.now();
-        }
-        Some(checkout.keep())
-    }
-
-    fn timeout(&self, start: Instant, stage: TimeoutStage) -> Error<M::Error> {
-        let mut st = self.shared.lock();
-        st.stats.acquires_timed_out += 1;
-        if st.last_error.is_some() && st.size() == 0 {
-            self.shared.health.worsen(Health::Unavailable);
-        }
-        Error::Timeout(TimeoutError {
-            waited: start.elapsed(),
-            stage,
-            in_use: st.in_use,
-            max_size: st.config.max_size,
-            waiting: st.waiting,
-            last_error: st.last_error.clone(),
-        })
+        self.request(Wait::Never, Priority::Normal, None)
     }
 
     /// Checks out a connection like [`get`](Self::get), but keeps trying while the server is
@@ -526,7 +260,13 @@ impl<M: Manager> Pool<M> {
                 let limit = retry.attempt_timeout.min(left);
                 // Made before the attempt, so a recovery while it fails still ends the pause.
                 let recovered = self.shared.health.recovered.notified();
-                let timeout = match self.acquire(Wait::Capped(limit), caller).await {
+                let request = Request {
+                    wait: Wait::Capped(limit),
+                    priority: Priority::Normal,
+                    place: None,
+                    caller,
+                };
+                let timeout = match acquire(&self.shared, request).await {
                     Ok(conn) => return Ok(conn),
                     Err(Error::Timeout(timeout)) => timeout,
                     Err(other) => return Err(other),
@@ -558,10 +298,8 @@ impl<M: Manager> Pool<M> {
 
     /// Counters and the wait-time histogram since the pool was built.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.shared.lock().stats.clone();
-        // Kept apart from the histogram while counting; see `record_zeros`.
-        stats.wait_time.record_zeros(stats.acquires_direct);
-        stats
+        let stats = self.shared.lock().stats.clone();
+        stats.settled()
     }
 
     /// The configuration in force.

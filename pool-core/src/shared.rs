@@ -16,21 +16,23 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::{nanos, Clock, Nanos};
-use crate::config::{Config, IdleOrder};
+use crate::config::{Config, Fairness, IdleOrder};
 use crate::connection::{Live, Meta};
 use crate::error::ConnectError;
 use crate::health::{Health, HealthState};
 use crate::leak::{self, LeakRecord};
 use crate::maintenance;
 use crate::manager::Manager;
+use crate::queue::{Grant, Key, Queue};
 use crate::stats::{CloseReason, Stats, Status};
-use crate::waiter::{Grant, Queued};
 
 /// What an acquire needs to know to hand out an idle connection that needs no reset or check:
 /// the configuration in the clock's unit, small enough to copy under the lock. The slower
 /// paths read the rest of the configuration when they get there.
 #[derive(Clone, Copy)]
 pub(crate) struct Policy {
+    /// Whether a caller may take an idle connection while others wait (see `Fairness`).
+    pub(crate) overtaking: bool,
     pub(crate) check_on_checkout: bool,
     pub(crate) skip_check_within: Nanos,
     /// `u64::MAX` for none.
@@ -45,17 +47,11 @@ pub(crate) struct State<M: Manager> {
     pub(crate) idle: VecDeque<Live<M::Connection>>,
     pub(crate) in_use: usize,
     pub(crate) connecting: usize,
-    /// Queued callers, oldest first. Some entries may belong to callers that gave up
-    /// (`abandoned` of them); they are skipped when met and purged when they pile up.
-    pub(crate) waiters: VecDeque<Queued<M>>,
-    /// No queued caller's deadline is earlier than this (it may be earlier than every one).
-    pub(crate) next_deadline: Option<Instant>,
+    /// Queued callers, in the order they are served.
+    pub(crate) queue: Queue<M>,
     /// When the background task wakes next on its own; `None` while it is awake (or not
     /// running), and then it looks at `next_deadline` before it sleeps again.
     pub(crate) sleeping_until: Option<Instant>,
-    /// Callers queued and still waiting.
-    pub(crate) waiting: usize,
-    pub(crate) abandoned: usize,
     pub(crate) closed: bool,
     /// Bumped by `signal_recovery`: connections of an older generation are closed when seen.
     pub(crate) generation: u32,
@@ -110,7 +106,7 @@ impl<M: Manager> State<M> {
             idle: self.idle.len(),
             in_use: self.in_use,
             connecting: self.connecting,
-            waiting: self.waiting,
+            waiting: self.queue.len(),
             max_size: self.config.max_size,
         }
     }
@@ -144,6 +140,7 @@ fn lifetime_spread(config: &Config) -> Nanos {
 impl Policy {
     fn of(c: &Config) -> Policy {
         Policy {
+            overtaking: matches!(c.fairness, Fairness::Bounded(_)),
             check_on_checkout: c.check_on_checkout,
             skip_check_within: nanos(c.skip_check_within),
             max_lifetime: c.max_lifetime.map_or(u64::MAX, nanos),
@@ -177,8 +174,8 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// Gives a connection that is not counted anywhere to the oldest waiter, or makes it idle;
-    /// or hands it back with the reason it must be closed.
+    /// Gives a connection that is not counted anywhere to a waiter, or makes it idle; or hands
+    /// it back with the reason it must be closed.
     #[inline]
     pub(crate) fn put_back(
         &mut self,
@@ -189,96 +186,78 @@ impl<M: Manager> State<M> {
             self.stats.closes.add(reason);
             return Err((live, reason));
         }
-        if self.waiting > 0 {
-            self.grant(live);
-        } else {
+        if self.queue.is_empty() {
             self.idle.push_back(live);
+        } else {
+            self.share_out(live);
         }
         Ok(())
     }
 
-    /// Gives a connection that is not counted anywhere to the oldest waiter still waiting, or
-    /// makes it idle if none is.
+    /// Shares out a connection while callers wait, as `Config::fairness` says: straight to the
+    /// caller to serve next if overtaking is off or that caller has waited past the bound;
+    /// otherwise it is made idle and one caller is sent to take it, and whoever comes first
+    /// (that caller, or one that did not queue) gets it.
     #[inline(never)]
-    fn grant(&mut self, mut live: Live<M::Connection>) {
-        while self.waiting > 0 {
-            let Some(waiter) = self.waiters.pop_front() else {
-                break;
-            };
-            if waiter.tx.is_closed() {
-                self.abandoned -= 1;
-                continue;
+    fn share_out(&mut self, live: Live<M::Connection>) {
+        let now = Instant::now();
+        let boost = self.config.priority_boost_after;
+        let direct = match self.config.fairness {
+            Fairness::Strict => true,
+            Fairness::Bounded(bound) => self.queue.next_is_due(now, bound, boost),
+        };
+        if direct {
+            match self.queue.grant_next(Grant::Conn(live), now, boost) {
+                Ok(()) => self.in_use += 1,
+                Err(Grant::Conn(live)) => self.idle.push_back(live),
+                Err(_) => unreachable!("a grant refused comes back as it was"),
             }
-            // Recorded here, under the lock taken anyway, so the caller needs no lock of its own.
-            let waited = waiter.since.elapsed();
-            match waiter.tx.send(Grant::Conn { live, waited }) {
-                Ok(()) => {
-                    self.waiting -= 1;
-                    self.in_use += 1;
-                    self.stats.acquires_waited += 1;
-                    self.stats.wait_time.record(waited);
-                    return;
-                }
-                // Receivers close only under this lock, after `is_closed` said no, so this cannot
-                // happen; stay correct anyway and try the next waiter.
-                Err(Grant::Conn { live: back, .. }) => live = back,
-                Err(_) => unreachable!("a send returns what it was given"),
-            }
+            // The caller served may have been the one on its way to another idle connection.
+            self.send_for_idle();
+        } else {
+            self.idle.push_back(live);
+            self.send_for_idle();
         }
-        self.idle.push_back(live);
+    }
+
+    /// Keeps the queue's promise: while a connection is idle and callers wait, one of them is
+    /// on its way to take it.
+    pub(crate) fn send_for_idle(&mut self) {
+        if !self.idle.is_empty() && !self.queue.is_empty() && self.queue.woken() == 0 {
+            self.queue.wake_one();
+        }
+    }
+
+    /// An idle connection for the queued caller holding `key`, who was woken to take one; it
+    /// leaves the queue if it gets one.
+    pub(crate) fn take_idle_for(&mut self, key: Key) -> Option<Live<M::Connection>> {
+        let live = self.pop_idle()?;
+        self.queue.leave(key);
+        self.send_for_idle();
+        Some(live)
     }
 
     /// Fails waiters with a permanent connect error: all of them when nothing else could serve
-    /// them, else the oldest.
+    /// them, else the one to serve next.
     pub(crate) fn fail_waiters(&mut self, error: &Arc<ConnectError<M::Error>>) {
-        let all = self.size() == 0 && self.connecting <= 1;
-        while self.waiting > 0 {
-            let Some(waiter) = self.waiters.pop_front() else {
-                break;
-            };
-            if waiter.tx.is_closed() {
-                self.abandoned -= 1;
-                continue;
-            }
-            self.waiting -= 1;
-            let _ = waiter.tx.send(Grant::Failed(Arc::clone(error)));
-            if !all {
-                break;
-            }
+        if self.size() == 0 && self.connecting <= 1 {
+            self.queue.settle_all(|| Grant::Failed(Arc::clone(error)));
+        } else {
+            let boost = self.config.priority_boost_after;
+            let _ = self
+                .queue
+                .grant_next(Grant::Failed(Arc::clone(error)), Instant::now(), boost);
+            // The caller failed may have been the one on its way to an idle connection.
+            self.send_for_idle();
         }
     }
 
-    /// Sends a timeout to every queued caller whose deadline is `now` or earlier, and works out
-    /// the next deadline.
+    /// Times out every queued caller whose deadline is `now` or earlier.
     pub(crate) fn expire_waiters(&mut self, now: Instant) {
-        if self.next_deadline.is_none_or(|at| at > now) {
-            return;
+        let (_, was_woken) = self.queue.expire(now);
+        if was_woken {
+            self.send_for_idle();
         }
-        let mut next: Option<Instant> = None;
-        let (mut expired, mut gone) = (0, 0);
-        // One turn of the queue in place: each entry is taken from the front and either ended
-        // or put back at the end, so the order of those kept does not change.
-        for _ in 0..self.waiters.len() {
-            let Some(waiter) = self.waiters.pop_front() else {
-                break;
-            };
-            if waiter.tx.is_closed() {
-                gone += 1;
-            } else if waiter.deadline.is_some_and(|at| at <= now) {
-                // The receiver is open and grants are only sent under this lock, so it takes
-                // this one.
-                let _ = waiter.tx.send(Grant::TimedOut);
-                expired += 1;
-            } else {
-                if let Some(at) = waiter.deadline {
-                    next = Some(next.map_or(at, |n| n.min(at)));
-                }
-                self.waiters.push_back(waiter);
-            }
-        }
-        self.waiting -= expired;
-        self.abandoned -= gone;
-        self.next_deadline = next;
     }
 
     /// Asks the background task to clean the connections returned dirty once they have sat idle
@@ -290,12 +269,17 @@ impl<M: Manager> State<M> {
         self.sleeping_until.is_some_and(|until| at < until)
     }
 
-    /// Connections still wanted: queued callers, the `min_idle` shortfall and what a lazy build
-    /// still has to open.
+    /// Connections still wanted: queued callers not covered by idle connections (a woken
+    /// caller may not have taken its connection yet), the `min_idle` shortfall once they have,
+    /// and what a lazy build still has to open.
     pub(crate) fn demand(&self) -> usize {
-        let idle_short = self.config.min_idle.saturating_sub(self.idle.len());
+        let (waiting, idle) = (self.queue.len(), self.idle.len());
+        let idle_short = self
+            .config
+            .min_idle
+            .saturating_sub(idle.saturating_sub(waiting));
         let prefill_short = self.prefill.saturating_sub(self.size());
-        self.waiting + idle_short.max(prefill_short)
+        waiting.saturating_sub(idle) + idle_short.max(prefill_short)
     }
 
     /// Reserves and returns how many connects to start now, within `max_size`, the connect
@@ -328,7 +312,7 @@ impl<M: Manager> State<M> {
             // The backoff spares a struggling server a storm of transient failures. A permanent
             // one (a wrong password) is not worth waiting out: a caller queued since then gets
             // one fresh attempt at once, so it hears the server's answer rather than a timeout.
-            if !(self.permanent_failure && self.waiting > 0 && self.connecting == 0) {
+            if !(self.permanent_failure && !self.queue.is_empty() && self.connecting == 0) {
                 self.wake_at = Some(at);
                 return 0;
             }
@@ -374,11 +358,8 @@ impl<M: Manager> Shared<M> {
                 idle: VecDeque::new(),
                 in_use: 0,
                 connecting: 0,
-                waiters: VecDeque::new(),
-                next_deadline: None,
+                queue: Queue::new(),
                 sleeping_until: None,
-                waiting: 0,
-                abandoned: 0,
                 closed: false,
                 generation: 0,
                 failures: 0,
@@ -513,7 +494,7 @@ impl<M: Manager> Shared<M> {
         } else {
             st.leaks.remove(&live.meta.id)
         };
-        let goes_idle = st.waiting == 0;
+        let goes_idle = st.queue.is_empty();
         let outcome = match broken {
             Some(reason) => {
                 st.stats.closes.add(reason);
@@ -591,11 +572,7 @@ impl<M: Manager> Shared<M> {
         st.closed = true;
         // Sent under the lock: a waiter giving up at the same moment must see either the
         // grant or its own place in the count, never neither.
-        for waiter in std::mem::take(&mut st.waiters) {
-            let _ = waiter.tx.send(Grant::Closed);
-        }
-        st.waiting = 0;
-        st.abandoned = 0;
+        st.queue.settle_all(|| Grant::Closed);
         let idle = std::mem::take(&mut st.idle);
         for _ in &idle {
             st.stats.closes.add(CloseReason::PoolClosed);

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::priority::Priority;
+
 /// A snapshot of the pool's counts, taken under one lock so they add up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Status {
@@ -127,6 +129,81 @@ pub struct Stats {
     pub acquires_rejected: u64,
     /// Time from the start of an acquire until it got a connection (direct ones count as zero).
     pub wait_time: WaitHistogram,
+    /// The acquires above by [`Priority`], indexed by `Priority as usize`
+    /// (see [`by_priority`](Self::by_priority)).
+    pub priorities: [PriorityStats; 4],
+}
+
+/// Acquires of one [`Priority`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PriorityStats {
+    /// Served from an idle connection without queueing.
+    pub direct: u64,
+    /// Queued and then served.
+    pub waited: u64,
+    /// Timed out.
+    pub timed_out: u64,
+    /// Time from the start of an acquire until it got a connection (direct ones count as zero).
+    pub wait_time: WaitHistogram,
+}
+
+impl Stats {
+    /// The acquires of one priority.
+    pub fn by_priority(&self, priority: Priority) -> &PriorityStats {
+        &self.priorities[priority as usize]
+    }
+
+    /// An acquire served from an idle connection. Plain `get` calls (`Normal`) only bump the
+    /// total on this hot path; their share is worked out in [`settled`](Self::settled).
+    #[inline]
+    pub(crate) fn record_direct(&mut self, priority: Priority) {
+        self.acquires_direct += 1;
+        if priority != Priority::Normal {
+            self.priorities[priority as usize].direct += 1;
+        }
+    }
+
+    /// An acquire served after queueing, recorded once, when the caller has its connection.
+    pub(crate) fn record_waited(&mut self, priority: Priority, waited: Duration) {
+        self.acquires_waited += 1;
+        self.wait_time.record(waited);
+        let level = &mut self.priorities[priority as usize];
+        level.waited += 1;
+        level.wait_time.record(waited);
+    }
+
+    /// An acquire that timed out.
+    pub(crate) fn record_timeout(&mut self, priority: Priority) {
+        self.acquires_timed_out += 1;
+        self.priorities[priority as usize].timed_out += 1;
+    }
+
+    /// Takes back a [`record_direct`](Self::record_direct) while the connection it counted
+    /// is reset or checked, or after it was closed on its way out.
+    pub(crate) fn undo_direct(&mut self, priority: Priority) {
+        self.acquires_direct -= 1;
+        if priority != Priority::Normal {
+            self.priorities[priority as usize].direct -= 1;
+        }
+    }
+
+    /// The counters as users read them: direct acquires are kept apart from the histograms
+    /// while counting (they would cost the hot path a histogram write each) and added as zeros
+    /// here, and the `Normal` direct acquires are what the other priorities leave of the total.
+    pub(crate) fn settled(mut self) -> Stats {
+        let others: u64 = Priority::ALL
+            .iter()
+            .filter(|&&p| p != Priority::Normal)
+            .map(|&p| self.priorities[p as usize].direct)
+            .sum();
+        self.priorities[Priority::Normal as usize].direct =
+            self.acquires_direct.saturating_sub(others);
+        self.wait_time.record_zeros(self.acquires_direct);
+        for level in &mut self.priorities {
+            level.wait_time.record_zeros(level.direct);
+        }
+        self
+    }
 }
 
 /// Buckets below this many microseconds are exact; above, each power of two is split in
@@ -189,13 +266,6 @@ impl WaitHistogram {
     pub(crate) fn record_zeros(&mut self, n: u64) {
         self.buckets[0] += n;
         self.count += n;
-    }
-
-    /// Takes back one `record` of `wait` (the maximum stays).
-    pub(crate) fn forget(&mut self, wait: Duration) {
-        let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
-        self.buckets[Self::index(us)] -= 1;
-        self.count -= 1;
     }
 
     /// How many acquires were recorded.

@@ -1,61 +1,44 @@
-//! A caller queued for a connection.
+//! [`Waiter`]: a queued caller's side of its place in the [`Queue`](crate::queue::Queue).
 //!
-//! The queue holds one [`Queued`] entry per caller; whoever frees a connection sends it to the
-//! oldest caller still waiting, and the background task sends a timeout to callers whose
-//! deadline passed (one timer for the whole queue, rather than one per caller). The caller's
-//! side, [`Waiter`], is an RAII guard: if the caller gives up after a connection was sent to it,
-//! dropping the guard passes that connection on, so a cancelled waiter never swallows a
-//! wake-up.
+//! The waiter is an RAII guard: a caller that gives up leaves nothing behind. A connection
+//! already granted to it passes to the next caller, and if it had been woken to take an idle
+//! connection, another caller is woken instead, so a cancelled waiter never swallows a wake-up.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::time::Instant;
-
-use crate::connection::Live;
-use crate::error::ConnectError;
 use crate::manager::Manager;
+use crate::place::QueuePlace;
+use crate::queue::{Found, Grant, Key, Left};
 use crate::shared::Shared;
-
-/// What a queued caller is sent.
-pub(crate) enum Grant<M: Manager> {
-    /// A connection, already counted in `in_use` for the caller, and the wait already recorded
-    /// in the stats.
-    Conn {
-        live: Live<M::Connection>,
-        waited: Duration,
-    },
-    /// A permanent connect error.
-    Failed(Arc<ConnectError<M::Error>>),
-    /// The caller's deadline passed.
-    TimedOut,
-    /// The pool was closed.
-    Closed,
-}
-
-/// A caller's place in the queue.
-pub(crate) struct Queued<M: Manager> {
-    pub(crate) tx: oneshot::Sender<Grant<M>>,
-    /// When the caller's acquire started (its first time in the queue).
-    pub(crate) since: Instant,
-    pub(crate) deadline: Option<Instant>,
-}
 
 /// The caller's end of its place in the queue.
 pub(crate) struct Waiter<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
-    rx: Option<oneshot::Receiver<Grant<M>>>,
+    key: Option<Key>,
+    /// Where the caller asked to see its position, if it did.
+    place: Option<&'a QueuePlace>,
 }
 
 impl<'a, M: Manager> Waiter<'a, M> {
-    pub(crate) fn new(shared: &'a Arc<Shared<M>>, rx: oneshot::Receiver<Grant<M>>) -> Self {
+    pub(crate) fn new(shared: &'a Arc<Shared<M>>, key: Key, place: Option<&'a QueuePlace>) -> Self {
+        if let Some(place) = place {
+            place.enter(Arc::downgrade(shared) as _, key);
+        }
         Waiter {
             shared,
-            rx: Some(rx),
+            key: Some(key),
+            place,
+        }
+    }
+
+    /// The caller no longer holds a place.
+    fn left(&mut self) {
+        self.key = None;
+        if let Some(place) = self.place {
+            place.clear();
         }
     }
 }
@@ -64,48 +47,45 @@ impl<M: Manager> Future for Waiter<'_, M> {
     type Output = Grant<M>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Grant<M>> {
-        let rx = self
-            .rx
-            .as_mut()
-            .expect("a Waiter is not polled after it finished");
-        let grant = match Pin::new(rx).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(grant)) => grant,
-            // Senders are only dropped unsent when the pool closes.
-            Poll::Ready(Err(_)) => Grant::Closed,
+        let key = self.key.expect("a Waiter is not polled after it finished");
+        let mut st = self.shared.lock();
+        let grant = match st.queue.look(key, cx) {
+            Found::Done(grant) => grant,
+            Found::Waiting => return Poll::Pending,
+            Found::Woken => match st.take_idle_for(key) {
+                Some(live) => Grant::Conn(live),
+                // Someone who had not queued took it first: wait on, in the same place.
+                None => {
+                    st.queue.park(key, cx);
+                    return Poll::Pending;
+                }
+            },
         };
-        self.rx = None;
+        drop(st);
+        self.left();
         Poll::Ready(grant)
     }
 }
 
 impl<M: Manager> Drop for Waiter<'_, M> {
     fn drop(&mut self) {
-        let Some(mut rx) = self.rx.take() else { return };
+        let Some(key) = self.key else { return };
         let mut st = self.shared.lock();
-        // Grants are sent under this lock, so after `close` nothing can arrive, and what did
-        // arrive is seen by `try_recv`.
-        rx.close();
-        match rx.try_recv() {
-            Ok(Grant::Conn { live, waited }) => {
-                // The caller never got it: the wait recorded for it did not end in a checkout.
-                st.stats.acquires_waited -= 1;
-                st.stats.wait_time.forget(waited);
+        match st.queue.give_up(key) {
+            Left::Grant(Grant::Conn(live)) => {
+                // The caller never got it: it goes to the next caller, or back to the idle set.
                 st.in_use -= 1;
                 let back = st.put_back(live, None).err();
                 self.shared.settle(st, back);
             }
-            Ok(Grant::Failed(_) | Grant::TimedOut | Grant::Closed) => {}
-            Err(_) => {
-                st.waiting -= 1;
-                st.abandoned += 1;
-                // Purge senders of callers who gave up once they outnumber the live ones, so
-                // rounds of timeouts without any release cannot grow the queue.
-                if st.abandoned > 32 && st.abandoned > st.waiting {
-                    st.waiters.retain(|w| !w.tx.is_closed());
-                    st.abandoned = 0;
-                }
+            Left::Woken => {
+                st.send_for_idle();
+                drop(st);
+            }
+            Left::Grant(Grant::Failed(_) | Grant::TimedOut | Grant::Closed) | Left::Nothing => {
+                drop(st);
             }
         }
+        self.left();
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{assert_quiet, hold, settle, Mock};
-use pool_core::Pool;
+use pool_core::{Fairness, Pool};
 use tokio::time::Instant;
 
 #[tokio::test(start_paused = true)]
@@ -91,13 +91,15 @@ async fn queued_callers_are_served_in_arrival_order() {
     assert_quiet(&pool, 0).await;
 }
 
-/// A connection coming back while callers queue goes to the oldest of them: a newcomer that
-/// finds it "in transit" may not take it, even if the queued caller has not run yet.
+/// Strict FIFO: a connection coming back while callers queue goes to the oldest of them: a
+/// newcomer that finds it "in transit" may not take it, even if the queued caller has not run
+/// yet.
 #[tokio::test(start_paused = true)]
 async fn a_newcomer_does_not_take_a_connection_meant_for_a_queued_caller() {
     let mock = Mock::new();
     let pool = Pool::builder(mock.clone())
         .max_size(1)
+        .fairness(Fairness::Strict)
         .build_lazy()
         .unwrap();
     let conn = hold(pool.get().await.unwrap());

@@ -7,11 +7,16 @@ use std::task::Poll;
 use std::time::Duration;
 
 use common::{assert_quiet, hold, poll_once, settle, Mock};
-use pool_core::Pool;
+use pool_core::{Fairness, Pool};
 
 fn single(mock: &Mock) -> Pool<Mock> {
+    single_with(mock, Fairness::default())
+}
+
+fn single_with(mock: &Mock, fairness: Fairness) -> Pool<Mock> {
     Pool::builder(mock.clone())
         .max_size(1)
+        .fairness(fairness)
         .acquire_timeout(Duration::from_secs(5))
         .build_lazy()
         .unwrap()
@@ -34,7 +39,8 @@ fn queued_task(pool: &Pool<Mock>) -> tokio::task::JoinHandle<u64> {
 #[tokio::test(start_paused = true)]
 async fn a_granted_waiter_dropped_unpolled_passes_the_connection_to_the_next() {
     let mock = Mock::new();
-    let pool = single(&mock);
+    // Strict FIFO hands the connection to A itself.
+    let pool = single_with(&mock, Fairness::Strict);
     let conn = hold(pool.get().await.unwrap());
     let id = conn.id;
 
@@ -67,6 +73,33 @@ async fn a_granted_waiter_dropped_unpolled_passes_the_connection_to_the_next() {
         1,
         "no connect was needed to serve B"
     );
+    assert_quiet(&pool, 0).await;
+}
+
+/// With overtaking allowed, a returned connection is made idle and the oldest waiter is woken to
+/// take it; if that waiter is dropped before it runs, the wake-up passes to the next one.
+#[tokio::test(start_paused = true)]
+async fn a_woken_waiter_dropped_unpolled_passes_the_wake_up_to_the_next() {
+    let mock = Mock::new();
+    let pool = single(&mock);
+    let conn = hold(pool.get().await.unwrap());
+    let id = conn.id;
+
+    let mut a = Box::pin(pool.get());
+    assert!(poll_once(a.as_mut()).is_pending());
+    let b = queued_task(&pool);
+    settle().await;
+    assert_eq!(pool.status().waiting, 2);
+
+    drop(conn);
+    assert_eq!(pool.status().idle, 1, "made idle, A woken to take it");
+    drop(a);
+    let got = tokio::time::timeout(Duration::from_millis(100), b)
+        .await
+        .expect("B is woken in A's place and served at once")
+        .unwrap();
+    assert_eq!(got, id);
+    assert_eq!(mock.connects_attempted(), 1);
     assert_quiet(&pool, 0).await;
 }
 

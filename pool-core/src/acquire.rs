@@ -1,0 +1,356 @@
+//! The acquire engine behind every `Pool::get*`: take an idle connection or queue for one, then
+//! give it its reset and check, and start over if it had to be closed.
+
+use std::panic::Location;
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::bounded::bounded;
+use crate::checkout::Checkout;
+use crate::connection::{Live, PooledConnection};
+use crate::error::{Error, TimeoutError, TimeoutStage};
+use crate::health::Health;
+use crate::maintenance;
+use crate::manager::Manager;
+use crate::place::QueuePlace;
+use crate::priority::Priority;
+use crate::queue::{Grant, Key};
+use crate::shared::{Policy, Shared, State};
+use crate::stats::CloseReason;
+use crate::waiter::Waiter;
+
+/// How long an acquire may wait.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    /// `Config::acquire_timeout`.
+    Configured,
+    /// At most this long.
+    For(Duration),
+    /// Not at all: only an idle connection will do.
+    Never,
+    /// At most this long, and never past `Config::acquire_timeout`.
+    Capped(Duration),
+}
+
+impl Wait {
+    /// How long an acquire may take in all, given `Config::acquire_timeout`; `None` for no
+    /// limit. (`Never` queues for no time, but its reset and check get the configured limit.)
+    fn limit(self, configured: Option<Duration>) -> Option<Duration> {
+        match self {
+            Wait::Configured | Wait::Never => configured,
+            Wait::For(limit) => Some(limit),
+            Wait::Capped(limit) => Some(configured.map_or(limit, |c| c.min(limit))),
+        }
+    }
+}
+
+/// What a caller asks for.
+#[derive(Clone, Copy)]
+pub(crate) struct Request<'a> {
+    pub(crate) wait: Wait,
+    pub(crate) priority: Priority,
+    /// Where the caller wants to read its position while it waits.
+    pub(crate) place: Option<&'a QueuePlace>,
+    pub(crate) caller: &'static Location<'static>,
+}
+
+/// What a connection on its way out turned out to need.
+enum Inspected<'a, M: Manager> {
+    /// Nothing: hand it out.
+    Ready(Live<M::Connection>),
+    /// A reset, a check or both, under a guard that closes it if the caller goes away.
+    Work(Checkout<'a, M>, Work),
+    /// It was closed (expired, or broken while idle).
+    Closed,
+}
+
+/// The async steps a checkout needs.
+#[derive(Clone, Copy)]
+struct Work {
+    reset: bool,
+    check: bool,
+}
+
+/// What [`begin`] found.
+enum Step<C> {
+    /// An idle connection, now counted in use.
+    Idle(Live<C>),
+    /// A place in the queue, and when the acquire started.
+    Queued(Key, Instant),
+}
+
+/// The checkout policy in force, and what [`begin`] found.
+type Begun<C> = (Policy, Step<C>);
+
+/// When an acquire started (now, if it has not been given a start yet) and its deadline, given
+/// how long it may take in all.
+fn started_and_deadline(
+    started: &mut Option<Instant>,
+    limit: Option<Duration>,
+) -> (Instant, Option<Instant>) {
+    let start = *started.get_or_insert_with(Instant::now);
+    (start, limit.and_then(|limit| start.checked_add(limit)))
+}
+
+/// Checks out a connection for `request`.
+pub(crate) async fn acquire<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    request: Request<'_>,
+) -> Result<PooledConnection<M>, Error<M::Error>> {
+    // A task that loops on acquire and release against an idle pool never waits on anything,
+    // so it would keep its thread from every other task; the runtime's budget makes it yield
+    // now and then, as any tokio resource does.
+    tokio::task::consume_budget().await;
+    let mut started: Option<Instant> = None;
+    // Whether this acquire queued at any point: then it counts as waited, however it is served
+    // in the end. Until then, `begin` counts each idle connection it takes as a direct acquire;
+    // a connection that needs a reset or check first, or is closed on the way out, is no longer
+    // counted while that happens, so a caller that goes away or moves on meanwhile leaves no
+    // count behind.
+    let mut queued = false;
+    loop {
+        let (policy, step) = begin(shared, request, !queued, started)?;
+        let (live, direct) = match step {
+            Step::Idle(live) => (live, !queued),
+            Step::Queued(key, since) => {
+                queued = true;
+                started = Some(since);
+                // Deadlines are enforced by the background task, which must be running.
+                maintenance::ensure_started(shared);
+                match Waiter::new(shared, key, request.place).await {
+                    Grant::Conn(live) => (live, false),
+                    Grant::Failed(error) => return Err(Error::Connect(error)),
+                    Grant::TimedOut => {
+                        return Err(timeout(shared, request, since, TimeoutStage::Waiting))
+                    }
+                    Grant::Closed => return Err(Error::Closed),
+                }
+            }
+        };
+        // Most checkouts need neither a reset nor a check: they skip the async part. What a
+        // timeout reports the acquire was doing: a connection closed at once (expired, broken)
+        // sends it back to waiting, not to preparing.
+        let (prepared, stage) = match inspect(shared, live, &policy) {
+            Inspected::Ready(live) => (Some(live), TimeoutStage::Waiting),
+            Inspected::Work(checkout, work) => {
+                let prepared = prepare(shared, checkout, work, request, direct, &mut started);
+                (prepared.await, TimeoutStage::Preparing)
+            }
+            Inspected::Closed => {
+                if direct {
+                    shared.lock().stats.undo_direct(request.priority);
+                }
+                (None, TimeoutStage::Waiting)
+            }
+        };
+        match prepared {
+            Some(mut live) => {
+                live.meta.uses += 1;
+                if queued {
+                    let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
+                    shared.lock().stats.record_waited(request.priority, waited);
+                }
+                shared.health.served();
+                if policy.track_leaks {
+                    shared.watch_leak(live.meta.id, request.caller, shared.now());
+                }
+                return Ok(PooledConnection::new(live, Arc::clone(shared)));
+            }
+            None => {
+                let limit = request.wait.limit(shared.lock().config.acquire_timeout);
+                let (start, deadline) = started_and_deadline(&mut started, limit);
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(timeout(shared, request, start, stage));
+                }
+            }
+        }
+    }
+}
+
+/// Takes an idle connection if the caller may (nobody waits, or overtaking is allowed and
+/// nobody of a higher priority waits), else queues the caller (and reserves a connect if there
+/// is room). `count_direct` counts a direct acquire in the stats; `started` is when the acquire
+/// first queued, if it did.
+#[inline]
+fn begin<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    request: Request<'_>,
+    count_direct: bool,
+    started: Option<Instant>,
+) -> Result<Begun<M::Connection>, Error<M::Error>> {
+    let mut st = shared.lock();
+    if st.closed {
+        return Err(Error::Closed);
+    }
+    let policy = st.policy();
+    if st.queue.is_empty() || (policy.overtaking && st.queue.may_overtake(request.priority)) {
+        if let Some(live) = st.pop_idle() {
+            if count_direct {
+                st.stats.record_direct(request.priority);
+            }
+            return Ok((policy, Step::Idle(live)));
+        }
+    }
+    Ok((policy, queue(shared, st, request, started)?))
+}
+
+/// The part of [`begin`] for a caller that found no idle connection it may take: queues it,
+/// unless it may not wait.
+#[inline(never)]
+fn queue<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    mut st: MutexGuard<'_, State<M>>,
+    request: Request<'_>,
+    started: Option<Instant>,
+) -> Result<Step<M::Connection>, Error<M::Error>> {
+    if let Wait::Never = request.wait {
+        return Err(Error::NoIdle);
+    }
+    let limit = request.wait.limit(st.config.acquire_timeout);
+    if let Some(max_waiters) = st.config.max_waiters.filter(|&m| st.queue.len() >= m) {
+        st.stats.acquires_rejected += 1;
+        return Err(Error::Rejected { max_waiters });
+    }
+    let since = started.unwrap_or_else(Instant::now);
+    let deadline = limit.and_then(|limit| since.checked_add(limit));
+    let (key, earliest) = st.queue.push(request.priority, since, deadline);
+    // The background task sleeps until the earliest deadline it knows of; only a caller due
+    // before that has to wake it.
+    let wake =
+        earliest && deadline.is_some_and(|at| st.sleeping_until.is_none_or(|until| at < until));
+    shared.settle(st, None);
+    if wake {
+        shared.wake.notify_one();
+    }
+    Ok(Step::Queued(key, since))
+}
+
+/// Looks at a connection on its way out, without awaiting: closes it if it expired or broke
+/// while idle, and says whether it needs a reset or a check first.
+#[inline]
+fn inspect<'a, M: Manager>(
+    shared: &'a Arc<Shared<M>>,
+    mut live: Live<M::Connection>,
+    policy: &Policy,
+) -> Inspected<'a, M> {
+    let manager = &shared.manager;
+    let now = shared.now();
+    let close = if live.meta.expired(now, policy.max_lifetime) {
+        Some(CloseReason::Expired)
+    } else if manager.has_broken(&mut live.conn) {
+        // Asked again on the way out, as it costs nothing: a connection the server closed
+        // while it sat idle is caught even when the checkout check is skipped.
+        Some(CloseReason::Broken)
+    } else {
+        None
+    };
+    if let Some(reason) = close {
+        Checkout::new(shared, live).close(reason);
+        return Inspected::Closed;
+    }
+    if live.meta.dirty && !manager.needs_reset(&mut live.conn) {
+        live.meta.dirty = false;
+    }
+    let fresh = now.saturating_sub(live.meta.last_active()) < policy.skip_check_within;
+    let work = Work {
+        reset: live.meta.dirty,
+        check: policy.check_on_checkout && !fresh,
+    };
+    if work.reset || work.check {
+        Inspected::Work(Checkout::new(shared, live), work)
+    } else {
+        Inspected::Ready(live)
+    }
+}
+
+/// Resets and checks a connection on its way out, as `work` says, within what is left of the
+/// acquire's time; `None` if it had to be closed.
+///
+/// The fast path reads no real clock, so an acquire that gets here without having queued
+/// counts as started when its reset or check first has to wait. That start is kept in
+/// `started`, so a caller whose connection fails gets no fresh limit.
+///
+/// `direct`: the acquire was counted as direct when it took this connection. It is not counted
+/// while the reset and check run, and counted again once they passed.
+async fn prepare<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    mut checkout: Checkout<'_, M>,
+    work: Work,
+    request: Request<'_>,
+    direct: bool,
+    started: &mut Option<Instant>,
+) -> Option<Live<M::Connection>> {
+    let manager = &shared.manager;
+    let (limit, reset_timeout, check_timeout) = {
+        let mut st = shared.lock();
+        if direct {
+            st.stats.undo_direct(request.priority);
+        }
+        let c = &st.config;
+        (
+            request.wait.limit(c.acquire_timeout),
+            c.reset_timeout,
+            c.check_timeout,
+        )
+    };
+    // Worked out the first time a reset or check has to wait, not before.
+    let mut deadline = None;
+    let mut left = || {
+        deadline
+            .get_or_insert_with(|| started_and_deadline(started, limit).1)
+            .map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            })
+    };
+    let live = checkout.live();
+    if work.reset {
+        let limit = || reset_timeout.min(left());
+        if !matches!(
+            bounded(manager.reset(&mut live.conn), limit).await,
+            Some(Ok(()))
+        ) {
+            checkout.close(CloseReason::ResetFailed);
+            return None;
+        }
+        live.meta.dirty = false;
+    }
+    if work.check {
+        let limit = || check_timeout.min(left());
+        if !matches!(
+            bounded(manager.check(&mut live.conn), limit).await,
+            Some(Ok(()))
+        ) {
+            checkout.close(CloseReason::CheckFailed);
+            return None;
+        }
+        live.meta.last_checked = shared.now();
+    }
+    if direct {
+        shared.lock().stats.record_direct(request.priority);
+    }
+    Some(checkout.keep())
+}
+
+/// The error of an acquire that ran out of time, counted in the stats.
+fn timeout<M: Manager>(
+    shared: &Shared<M>,
+    request: Request<'_>,
+    start: Instant,
+    stage: TimeoutStage,
+) -> Error<M::Error> {
+    let mut st = shared.lock();
+    st.stats.record_timeout(request.priority);
+    if st.last_error.is_some() && st.size() == 0 {
+        shared.health.worsen(Health::Unavailable);
+    }
+    Error::Timeout(TimeoutError {
+        waited: start.elapsed(),
+        stage,
+        in_use: st.in_use,
+        max_size: st.config.max_size,
+        waiting: st.queue.len(),
+        last_error: st.last_error.clone(),
+    })
+}
