@@ -215,7 +215,7 @@ fn print_table(columns: &mut [Column], plan: &Plan, f: usize, flavor: Flavor) ->
     let header: Vec<String> = [
         "pool",
         "throughput (ops/s)",
-        "vs pool-core",
+        "pool-core vs this",
         "acquire wait p50 (ms)",
         "p99 (ms)",
         "max (ms)",
@@ -224,9 +224,11 @@ fn print_table(columns: &mut [Column], plan: &Plan, f: usize, flavor: Flavor) ->
     .to_vec();
     let ours = columns[0].throughput[f].median();
     let mut rows = Vec::new();
-    let mut parts = Vec::new();
+    // The summary: throughput ratios, then p99 / max acquire waits.
+    let mut ratios = Vec::new();
+    let mut tails = Vec::new();
     let mut io = Vec::new();
-    for column in columns.iter_mut() {
+    for (i, column) in columns.iter_mut().enumerate() {
         let name = column.lane.name;
         if let Some(gone) = column.gone[f] {
             rows.push(vec![
@@ -237,7 +239,7 @@ fn print_table(columns: &mut [Column], plan: &Plan, f: usize, flavor: Flavor) ->
                 "-".into(),
                 "-".into(),
             ]);
-            parts.push(format!("{name} {gone}"));
+            ratios.push(format!("{name} {gone}"));
             continue;
         }
         let waits = &mut column.waits[f];
@@ -251,17 +253,15 @@ fn print_table(columns: &mut [Column], plan: &Plan, f: usize, flavor: Flavor) ->
         rows.push(vec![
             name.to_string(),
             column.throughput[f].cell(1.0, 0),
-            format!("{:.2}x", throughput / ours),
+            format!("{:.2}x", ours / throughput),
             ms(p50),
             ms(p99),
             ms(max),
         ]);
-        parts.push(format!(
-            "{name} {:.0} ops/s, wait p99 {} ms max {} ms",
-            throughput,
-            ms(p99),
-            ms(max)
-        ));
+        if i > 0 {
+            ratios.push(format!("{:.2}x {name}", ours / throughput));
+        }
+        tails.push(format!("{name} {}/{}", ms(p99), ms(max)));
         io.extend_from_slice(&column.io[f]);
     }
     io.sort_unstable();
@@ -275,12 +275,17 @@ fn print_table(columns: &mut [Column], plan: &Plan, f: usize, flavor: Flavor) ->
     );
     table(&header, &rows);
     println!(
-        "The simulated round trip took p50 {:.0} µs, p99 {:.0} µs as the holding tasks saw it (target {} µs): a throughput ceiling of about {:.0} ops/s for {} connections.\n",
+        "\"pool-core vs this\" is our default column's throughput over this row's. The simulated round trip took p50 {:.0} µs, p99 {:.0} µs as the holding tasks saw it (target {} µs): a throughput ceiling of about {:.0} ops/s for {} connections.\n",
         percentile(&io, 0.5).as_secs_f64() * 1e6,
         percentile(&io, 0.99).as_secs_f64() * 1e6,
         plan.hold.as_micros(),
         plan.size as f64 / percentile(&io, 0.5).as_secs_f64(),
         plan.size
     );
-    format!("{flavor}: {}", parts.join(", "))
+    format!(
+        "{flavor} pool-core {:.0} ops/s, {}; acquire wait p99/max ms: {}",
+        ours,
+        ratios.join(", "),
+        tails.join(", ")
+    )
 }
