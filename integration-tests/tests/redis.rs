@@ -244,6 +244,96 @@ async fn a_reply_not_read_is_never_reused() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+/// A pool of one connection whose checkout check is skipped for the length of a test, so
+/// only `has_broken` can notice a dead connection.
+fn unchecked_pool(url: &str) -> Pool {
+    let mut config = Config::from_url(url).expect("the test URL parses");
+    config.pool.max_size = 1;
+    config.pool.skip_check_within = Duration::from_secs(600);
+    config.create_pool().expect("a valid pool configuration")
+}
+
+async fn kill_client(admin: &mut redis::aio::MultiplexedConnection, id: i64) {
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+}
+
+#[tokio::test]
+async fn a_connection_killed_within_the_skip_window_is_not_handed_out() {
+    let Some(server) = server(Kind::Redis).await else {
+        return;
+    };
+    let pool = unchecked_pool(server.url());
+    let mut admin = admin(server.url()).await;
+
+    // Killed while checked out, then returned.
+    let mut conn = pool.get().await.unwrap();
+    let id = client_id(&mut conn).await;
+    kill_client(&mut admin, id).await;
+    // Time for the connection's I/O task to read the end of the stream.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(conn);
+
+    let mut conn = pool.get().await.expect("a fresh connection, no error");
+    let pong: String = redis::cmd("PING").query_async(&mut *conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+    let second = client_id(&mut conn).await;
+    assert_ne!(second, id, "the killed connection was replaced");
+    drop(conn);
+
+    // Killed while idle in the pool.
+    kill_client(&mut admin, second).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut conn = pool.get().await.expect("a fresh connection, no error");
+    let pong: String = redis::cmd("PING").query_async(&mut *conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+    assert_ne!(client_id(&mut conn).await, second);
+    assert_eq!(
+        pool.stats().closes.get(pool_drivers::CloseReason::Broken),
+        2
+    );
+}
+
+#[test]
+fn a_connection_whose_runtime_shut_down_is_not_handed_out() {
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opened = first.block_on(async {
+        let server = server(Kind::Redis).await?;
+        let pool = unchecked_pool(server.url());
+        let mut conn = pool.get().await.unwrap();
+        let id = client_id(&mut conn).await;
+        drop(conn);
+        Some((server, pool, id))
+    });
+    let Some((server, pool, id)) = opened else {
+        return;
+    };
+    // Takes the connection's I/O task with it.
+    drop(first);
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async move {
+        let mut conn = pool.get().await.expect("a fresh connection, no error");
+        let pong: String = redis::cmd("PING").query_async(&mut *conn).await.unwrap();
+        assert_eq!(pong, "PONG");
+        assert_ne!(client_id(&mut conn).await, id);
+        drop(conn);
+        drop(server);
+    });
+}
+
 #[tokio::test]
 async fn subscribing_retires_the_connection() {
     let Some(server) = server(Kind::Redis).await else {

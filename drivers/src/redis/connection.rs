@@ -24,7 +24,7 @@ use super::socket::Driver;
 pub struct RedisConnection {
     inner: MultiplexedConnection,
     /// The task doing the socket's I/O, stopped with the connection.
-    _driver: Driver,
+    driver: Driver,
     /// The database the configuration selects, restored by `reset`.
     db: i64,
     pub(super) session: Session,
@@ -34,7 +34,7 @@ impl RedisConnection {
     pub(super) fn new(inner: MultiplexedConnection, driver: Driver, db: i64) -> Self {
         RedisConnection {
             inner,
-            _driver: driver,
+            driver,
             db,
             session: Session::default(),
         }
@@ -47,10 +47,11 @@ impl RedisConnection {
     }
 
     /// Whether this connection will be closed instead of pooled when returned: a reply was not
-    /// read, it failed with an I/O or protocol error, or it was switched to a mode (pub/sub,
-    /// `MONITOR`, ...) that plain requests cannot use.
+    /// read, it failed with an I/O or protocol error, it was switched to a mode (pub/sub,
+    /// `MONITOR`, ...) that plain requests cannot use, or its socket is gone (the server
+    /// closed it, or the runtime that drove it shut down).
     pub fn is_broken(&self) -> bool {
-        self.session.is_broken()
+        self.session.is_broken() || self.driver.has_ended()
     }
 }
 

@@ -15,9 +15,12 @@
 //!   setup (`AUTH`/`HELLO`, `SELECT` of the configured database): one round trip. On an older
 //!   server `RESET` fails, and the connection is closed and replaced instead.
 //! - **has_broken** says yes when a reply was never read (the request's future was dropped or
-//!   timed out), when the connection failed with an I/O or protocol error, or after commands
+//!   timed out), when the connection failed with an I/O or protocol error, after commands
 //!   that leave a connection unusable for plain requests (`SUBSCRIBE`, `MONITOR`, `QUIT`,
-//!   `CLIENT REPLY`, ...). Such connections are closed, never handed out again.
+//!   `CLIENT REPLY`, ...), and when the connection's I/O task has ended: the server closed the
+//!   socket (`CLIENT KILL`, `timeout`, a restart) or the runtime the task ran on shut down.
+//!   Such connections are closed, never handed out again, even within
+//!   [`skip_check_within`](pool_core::Config::skip_check_within) of their last use.
 //!
 //! # Examples
 //!

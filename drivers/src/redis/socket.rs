@@ -27,9 +27,21 @@ pub(super) struct Failed {
     pub(super) refusal: Option<String>,
 }
 
-/// Stops the connection's I/O task when the connection is dropped, as the driver does for
+/// The connection's I/O task, stopped when the connection is dropped, as the driver does for
 /// connections it opens itself: otherwise closing could wait on a peer that stopped reading.
+///
+/// The task owns the socket and ends when the socket does: the server closed it (`CLIENT
+/// KILL`, a restart, `timeout`), or the runtime the task ran on shut down. Its handle is how
+/// the connection learns, without I/O, that it is dead. `None` for addresses the driver opens
+/// itself (TLS): the driver keeps that task, and the connection cannot see it end.
 pub(super) struct Driver(Option<JoinHandle<()>>);
+
+impl Driver {
+    /// Whether the connection's I/O task has ended.
+    pub(super) fn has_ended(&self) -> bool {
+        self.0.as_ref().is_some_and(JoinHandle::is_finished)
+    }
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -172,7 +184,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::error_line;
+    use super::{error_line, Driver};
+
+    #[tokio::test]
+    async fn a_finished_task_is_an_ended_connection() {
+        let task = tokio::spawn(async {});
+        let driver = Driver(Some(task));
+        while !driver.0.as_ref().unwrap().is_finished() {
+            tokio::task::yield_now().await;
+        }
+        assert!(driver.has_ended());
+    }
 
     #[test]
     fn finds_a_leading_error_line() {

@@ -5,6 +5,7 @@ use std::fmt;
 use ::redis::aio::ConnectionLike;
 use ::redis::cluster_async;
 use ::redis::{Cmd, Pipeline, RedisFuture, Value};
+use tokio::task::JoinHandle;
 
 use crate::redis::session::Session;
 
@@ -21,21 +22,33 @@ use crate::redis::session::Session;
 pub struct ClusterConnection {
     inner: cluster_async::ClusterConnection,
     pub(super) session: Session,
+    /// A task that never ends by itself, on the runtime the connection was opened on (and the
+    /// cluster client's own task with it): it ends when that runtime shuts down, which leaves
+    /// the connection unable to send anything.
+    runtime: JoinHandle<()>,
 }
 
 impl ClusterConnection {
+    /// Wraps `inner`; must run on the runtime that opened it.
     pub(super) fn new(inner: cluster_async::ClusterConnection) -> Self {
         ClusterConnection {
             inner,
             session: Session::default(),
+            runtime: tokio::spawn(std::future::pending()),
         }
     }
 
     /// Whether this connection will be closed instead of pooled when returned: a reply was not
-    /// read, it failed with an I/O or protocol error, or its session was changed (`MULTI`,
-    /// `WATCH`, `CLIENT ...`, `SUBSCRIBE`, ...).
+    /// read, it failed with an I/O or protocol error, its session was changed (`MULTI`,
+    /// `WATCH`, `CLIENT ...`, `SUBSCRIBE`, ...), or the runtime it was opened on shut down.
     pub fn is_broken(&self) -> bool {
-        self.session.is_broken() || self.session.is_dirty()
+        self.session.is_broken() || self.session.is_dirty() || self.runtime.is_finished()
+    }
+}
+
+impl Drop for ClusterConnection {
+    fn drop(&mut self) {
+        self.runtime.abort();
     }
 }
 

@@ -11,7 +11,9 @@
 //!   `RESET` could not be sent reliably. So a connection whose borrower left a transaction or
 //!   watch open, or changed other session state, is closed on return instead of pooled.
 //! - **has_broken** also says yes when a reply was never read (dropped future), after an
-//!   I/O or protocol error, and after commands such as `SUBSCRIBE` or `MONITOR`.
+//!   I/O or protocol error, after commands such as `SUBSCRIBE` or `MONITOR`, and once the
+//!   runtime the connection was opened on has shut down (the cluster client's task went with
+//!   it). A node that closes its socket is the cluster client's to reconnect.
 //!
 //! # Examples
 //!
