@@ -335,6 +335,60 @@ fn a_connection_whose_runtime_shut_down_is_not_handed_out() {
 }
 
 #[tokio::test]
+async fn a_cancelled_blocking_pop_does_not_take_a_later_push() {
+    let Some(server) = server(Kind::Redis).await else {
+        return;
+    };
+    let list = unique_name("pool_redis_cancelled_blpop");
+    let pool = pool(server.url(), 1);
+    let mut admin = admin(server.url()).await;
+
+    let mut conn = pool.get().await.unwrap();
+    // No server-side timeout: what the module docs advise against, and what a client-side
+    // timeout alone has to survive.
+    let blpop = redis::cmd("BLPOP").arg(&list).arg(0).to_owned();
+    let blocked = blpop.query_async::<Option<(String, String)>>(&mut *conn);
+    assert!(tokio::time::timeout(Duration::from_millis(100), blocked)
+        .await
+        .is_err());
+    // Pushed at once, while the guard is still held: the socket must already be closed, or
+    // the abandoned BLPOP pops this element for nobody.
+    let _: i64 = admin.lpush(&list, "value").await.unwrap();
+    let len: i64 = admin.llen(&list).await.unwrap();
+    assert_eq!(len, 1, "the cancelled BLPOP took the element");
+    assert!(conn.is_broken());
+    drop(conn);
+    let _: i64 = admin.del(&list).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_blocking_pop_past_the_response_timeout_does_not_take_a_later_push() {
+    let Some(server) = server(Kind::Redis).await else {
+        return;
+    };
+    let list = unique_name("pool_redis_timed_out_blpop");
+    let mut config = Config::from_url(server.url()).unwrap();
+    config.pool.max_size = 1;
+    config.response_timeout = Some(Duration::from_millis(100));
+    let pool = config.create_pool().unwrap();
+    let mut admin = admin(server.url()).await;
+
+    let mut conn = pool.get().await.unwrap();
+    let blpop = redis::cmd("BLPOP").arg(&list).arg(0).to_owned();
+    let err = blpop
+        .query_async::<Option<(String, String)>>(&mut *conn)
+        .await
+        .expect_err("the response timeout ends the request");
+    assert!(err.is_timeout(), "{err}");
+    let _: i64 = admin.lpush(&list, "value").await.unwrap();
+    let len: i64 = admin.llen(&list).await.unwrap();
+    assert_eq!(len, 1, "the timed-out BLPOP took the element");
+    assert!(conn.is_broken());
+    drop(conn);
+    let _: i64 = admin.del(&list).await.unwrap();
+}
+
+#[tokio::test]
 async fn subscribing_retires_the_connection() {
     let Some(server) = server(Kind::Redis).await else {
         return;

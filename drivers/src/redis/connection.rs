@@ -3,9 +3,9 @@
 use std::fmt;
 
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
-use ::redis::{Cmd, Pipeline, RedisFuture, Value};
+use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-use super::session::Session;
+use super::session::{is_server_reply, Session};
 use super::socket::Driver;
 
 /// One connection to a Redis server, as handed out by the pool.
@@ -19,11 +19,23 @@ use super::socket::Driver;
 ///
 /// # Cancel safety
 ///
-/// Dropping a request's future before its reply arrives is allowed; the connection is then
-/// closed when returned to the pool instead of being reused.
+/// Dropping a request's future before its reply arrives is allowed. The connection's socket is
+/// shut down right then, so the server stops any command it was still running for it, and the
+/// connection is closed when returned to the pool instead of being reused. A request that
+/// fails without a reply from the server (an I/O error, the configured response timeout)
+/// closes the socket the same way.
+///
+/// # Blocking commands
+///
+/// Give blocking commands (`BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD BLOCK`,
+/// `XREADGROUP BLOCK`, `WAIT`, ...) a server-side timeout shorter than any timeout the caller
+/// puts around them. A caller that gives up first drops the request, and closing the socket
+/// cannot undo what the server did in the meantime: an element pushed after the caller gave
+/// up, but before the server saw the socket close, is popped for nobody and lost. With a
+/// server-side timeout the command ends with a reply the caller reads.
 pub struct RedisConnection {
     inner: MultiplexedConnection,
-    /// The task doing the socket's I/O, stopped with the connection.
+    /// The socket's I/O task and a handle to close the socket early; closes it on drop.
     driver: Driver,
     /// The database the configuration selects, restored by `reset`.
     db: i64,
@@ -55,21 +67,77 @@ impl RedisConnection {
     }
 }
 
-impl ConnectionLike for RedisConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(self.session.command(&mut self.inner, cmd))
+/// Closes the connection's socket unless the request it is created for gets its answer.
+///
+/// Lives inside the request's future, so dropping that future before the reply closes the
+/// socket there and then, not when the guard goes back to the pool.
+struct Unanswered<'a>(Option<&'a mut Driver>);
+
+impl<'a> Unanswered<'a> {
+    fn new(driver: &'a mut Driver) -> Self {
+        Unanswered(Some(driver))
     }
 
+    /// The request finished: the socket stays open if the server answered, even with an
+    /// error, and is closed if the reply never came.
+    fn finish<T>(mut self, result: &RedisResult<T>) {
+        if let (Some(driver), Err(e)) = (self.0.take(), result) {
+            if !is_server_reply(e) {
+                driver.close();
+            }
+        }
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(driver) = self.0.take() {
+            driver.close();
+        }
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    /// Sends one command and reads its reply.
+    ///
+    /// Cancel safe in that dropping the future closes the connection's socket at once (see
+    /// [Cancel safety](RedisConnection#cancel-safety)); a blocking command should carry its
+    /// own server-side timeout (see [Blocking commands](RedisConnection#blocking-commands)).
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let RedisConnection {
+            inner,
+            driver,
+            session,
+            ..
+        } = self;
+        Box::pin(async move {
+            let unanswered = Unanswered::new(driver);
+            let result = session.command(inner, cmd).await;
+            unanswered.finish(&result);
+            result
+        })
+    }
+
+    /// Sends a pipeline and reads `count` replies after the first `offset`; dropping the
+    /// future closes the socket as for [`req_packed_command`](Self::req_packed_command).
     fn req_packed_commands<'a>(
         &'a mut self,
         pipeline: &'a Pipeline,
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(
-            self.session
-                .pipeline(&mut self.inner, pipeline, offset, count),
-        )
+        let RedisConnection {
+            inner,
+            driver,
+            session,
+            ..
+        } = self;
+        Box::pin(async move {
+            let unanswered = Unanswered::new(driver);
+            let result = session.pipeline(inner, pipeline, offset, count).await;
+            unanswered.finish(&result);
+            result
+        })
     }
 
     /// The configured database (a `SELECT` by the borrower lasts until the connection's next

@@ -22,6 +22,35 @@
 //!   Such connections are closed, never handed out again, even within
 //!   [`skip_check_within`](pool_core::Config::skip_check_within) of their last use.
 //!
+//! # Cancellation and blocking commands
+//!
+//! Dropping a request's future before its reply arrives (a `tokio::time::timeout` around it,
+//! a `select!` that took another branch) shuts the connection's socket down at that moment,
+//! from the future's `Drop`, and so does a request that ends without a reply from the server
+//! (the configured response timeout, an I/O error). The server then drops the client and
+//! whatever command it was still running for it, instead of finishing it for a reader that is
+//! gone.
+//!
+//! That cannot undo what the server did before it saw the socket close. Give blocking commands
+//! (`BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `XREAD BLOCK`, `XREADGROUP BLOCK`, `WAIT`, ...) a
+//! server-side timeout shorter than any client-side one, so they end with a reply the caller
+//! reads: an element pushed in the instant between the caller giving up and the server seeing
+//! the close would otherwise be popped for nobody.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pool_drivers::redis::redis::AsyncCommands;
+//!
+//! # async fn run(pool: pool_drivers::redis::Pool) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut conn = pool.get().await?;
+//! // The server gives up after 1 s, before the caller's 2 s: no element is lost either way.
+//! let popped: Option<(String, String)> =
+//!     tokio::time::timeout(Duration::from_secs(2), conn.blpop("jobs", 1.0)).await??;
+//! # let _ = popped;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Examples
 //!
 //! ```no_run

@@ -102,7 +102,7 @@ fn client_effect(sub: &[u8]) -> Effect {
 
 /// Whether an error means the reply was read in full (the server answered with an error), as
 /// opposed to a failure that leaves the connection in an unknown state.
-fn is_server_reply(error: &::redis::RedisError) -> bool {
+pub(crate) fn is_server_reply(error: &::redis::RedisError) -> bool {
     matches!(error.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
 }
 

@@ -6,8 +6,12 @@
 //! `HELLO`), then fails on the next read with a bare "broken pipe" or "connection reset", and
 //! the line is gone. Opening the socket here, behind a wrapper that keeps a copy of the first
 //! line the server sends, lets the manager report the server's reason instead.
+//!
+//! Opening it here also keeps a second handle on it ([`Driver`]), so the connection can close
+//! its socket at once, and see that its I/O task has ended, without waiting on that task.
 
 use std::io;
+use std::net::Shutdown;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -27,28 +31,93 @@ pub(super) struct Failed {
     pub(super) refusal: Option<String>,
 }
 
-/// The connection's I/O task, stopped when the connection is dropped, as the driver does for
-/// connections it opens itself: otherwise closing could wait on a peer that stopped reading.
+/// The connection's I/O task, and a second handle on its socket.
 ///
 /// The task owns the socket and ends when the socket does: the server closed it (`CLIENT
 /// KILL`, a restart, `timeout`), or the runtime the task ran on shut down. Its handle is how
-/// the connection learns, without I/O, that it is dead. `None` for addresses the driver opens
-/// itself (TLS): the driver keeps that task, and the connection cannot see it end.
-pub(super) struct Driver(Option<JoinHandle<()>>);
+/// the connection learns, without I/O, that it is dead.
+///
+/// The second handle (a duplicate of the socket's descriptor) lets the connection close the
+/// socket itself, at once and from any thread: the task would only close it when next polled.
+/// Shutting the socket down makes the server drop the client, and with it any command still
+/// running for it (a `BLPOP` that would otherwise pop the next element for nobody).
+///
+/// Both are `None` for addresses the driver opens itself (TLS): the driver keeps the task, and
+/// the connection can neither see it end nor close the socket early.
+pub(super) struct Driver {
+    task: Option<JoinHandle<()>>,
+    socket: Option<Socket>,
+    closed: bool,
+}
 
 impl Driver {
-    /// Whether the connection's I/O task has ended.
+    fn new(task: Option<JoinHandle<()>>, socket: Option<Socket>) -> Self {
+        Driver {
+            task,
+            socket,
+            closed: false,
+        }
+    }
+
+    /// Whether the connection is dead: closed here, or its I/O task ended.
     pub(super) fn has_ended(&self) -> bool {
-        self.0.as_ref().is_some_and(JoinHandle::is_finished)
+        self.closed || self.task.as_ref().is_some_and(JoinHandle::is_finished)
+    }
+
+    /// Shuts the socket down in both directions, now, and stops the I/O task.
+    pub(super) fn close(&mut self) {
+        if let Some(socket) = &self.socket {
+            socket.shutdown();
+        }
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+        self.closed = true;
     }
 }
 
 impl Drop for Driver {
+    /// Closes the socket here rather than when the aborted task is next polled, which could
+    /// be later, or never once its runtime is gone.
     fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
+        self.close();
     }
+}
+
+/// A duplicate of a connection's socket descriptor, kept only to shut the socket down.
+enum Socket {
+    Tcp(std::net::TcpStream),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Socket {
+    fn shutdown(&self) {
+        // Fails only if the socket is already closed, which is what was wanted.
+        let _ = match self {
+            Socket::Tcp(s) => s.shutdown(Shutdown::Both),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+/// `stream` as the I/O task will own it, and a [`Socket`] on the same connection.
+fn tcp_twin(stream: tokio::net::TcpStream) -> io::Result<(tokio::net::TcpStream, Socket)> {
+    let stream = stream.into_std()?;
+    let twin = stream.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(stream)?, Socket::Tcp(twin)))
+}
+
+/// `stream` as the I/O task will own it, and a [`Socket`] on the same connection.
+#[cfg(unix)]
+fn unix_twin(stream: tokio::net::UnixStream) -> io::Result<(tokio::net::UnixStream, Socket)> {
+    let stream = stream.into_std()?;
+    let twin = stream.try_clone()?;
+    Ok((
+        tokio::net::UnixStream::from_std(stream)?,
+        Socket::Unix(twin),
+    ))
 }
 
 /// Opens a connection as `client` would, and runs the driver's handshake on it.
@@ -69,28 +138,32 @@ pub(super) async fn connect(
             let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                 .await
                 .map_err(|e| failed(e.into()))?;
-            handshake(client, config, stream).await
+            let (stream, socket) = tcp_twin(stream).map_err(|e| failed(e.into()))?;
+            handshake(client, config, stream, socket).await
         }
         #[cfg(unix)]
         ConnectionAddr::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| failed(e.into()))?;
-            handshake(client, config, stream).await
+            let (stream, socket) = unix_twin(stream).map_err(|e| failed(e.into()))?;
+            handshake(client, config, stream, socket).await
         }
         _ => client
             .get_multiplexed_async_connection_with_config(config)
             .await
-            .map(|conn| (conn, Driver(None)))
+            .map(|conn| (conn, Driver::new(None, None)))
             .map_err(failed),
     }
 }
 
-/// Runs the driver's handshake on `stream`, keeping what the server sends first.
+/// Runs the driver's handshake on `stream`, keeping what the server sends first; `socket` is
+/// the same connection's second handle.
 async fn handshake<S>(
     client: &Client,
     config: &AsyncConnectionConfig,
     stream: S,
+    socket: Socket,
 ) -> Result<(MultiplexedConnection, Driver), Failed>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -102,7 +175,7 @@ where
     };
     let settings = client.get_connection_info().redis_settings();
     match MultiplexedConnection::new_with_config(settings, stream, config.clone()).await {
-        Ok((conn, io)) => Ok((conn, Driver(Some(tokio::spawn(io))))),
+        Ok((conn, io)) => Ok((conn, Driver::new(Some(tokio::spawn(io)), Some(socket)))),
         Err(error) => {
             let first = first.lock().unwrap_or_else(PoisonError::into_inner);
             Err(Failed {
@@ -184,13 +257,42 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::{error_line, Driver};
+    use std::io::Read;
+    use std::time::Duration;
+
+    use super::{error_line, tcp_twin, Driver};
+
+    #[tokio::test]
+    async fn closing_reaches_the_peer_at_once_while_the_task_holds_the_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (client, socket) = tcp_twin(client).unwrap();
+        // Stands in for the I/O task: owns the stream until it is dropped.
+        let task = tokio::spawn(async move {
+            let _owned = client;
+            std::future::pending::<()>().await;
+        });
+        let mut driver = Driver::new(Some(task), Some(socket));
+        assert!(!driver.has_ended());
+        driver.close();
+        assert!(driver.has_ended());
+        // Read without yielding to the runtime, so the aborted task cannot have run and
+        // dropped its stream: the end of stream comes from `close` alone.
+        let read = server.read(&mut [0u8; 1]).expect("no time-out");
+        assert_eq!(read, 0, "end of stream");
+    }
 
     #[tokio::test]
     async fn a_finished_task_is_an_ended_connection() {
         let task = tokio::spawn(async {});
-        let driver = Driver(Some(task));
-        while !driver.0.as_ref().unwrap().is_finished() {
+        let driver = Driver::new(Some(task), None);
+        while !driver.task.as_ref().unwrap().is_finished() {
             tokio::task::yield_now().await;
         }
         assert!(driver.has_ended());

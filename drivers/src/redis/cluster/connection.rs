@@ -18,7 +18,12 @@ use crate::redis::session::Session;
 /// # Cancel safety
 ///
 /// Dropping a request's future before its reply arrives is allowed; the connection is then
-/// closed when returned to the pool instead of being reused.
+/// closed when returned to the pool instead of being reused. Unlike a
+/// [`RedisConnection`](crate::redis::RedisConnection), it cannot shut its sockets down at the
+/// moment the future is dropped: the cluster client owns them, and closes them only once its
+/// own task next runs. So give blocking commands (`BLPOP`, `XREAD BLOCK`, `WAIT`, ...) a
+/// server-side timeout shorter than any client-side one, or an element pushed meanwhile can be
+/// popped for nobody.
 pub struct ClusterConnection {
     inner: cluster_async::ClusterConnection,
     pub(super) session: Session,

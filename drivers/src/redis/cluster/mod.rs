@@ -14,6 +14,10 @@
 //!   I/O or protocol error, after commands such as `SUBSCRIBE` or `MONITOR`, and once the
 //!   runtime the connection was opened on has shut down (the cluster client's task went with
 //!   it). A node that closes its socket is the cluster client's to reconnect.
+//! - **blocking commands** (`BLPOP`, `XREAD BLOCK`, `WAIT`, ...) need a server-side timeout
+//!   shorter than any client-side one: a dropped request's sockets belong to the cluster
+//!   client and are not closed at the moment the future is dropped (see
+//!   [`ClusterConnection`]).
 //!
 //! # Examples
 //!
