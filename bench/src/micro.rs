@@ -303,8 +303,8 @@ fn measure(
                     }
                 }
                 Err(gone) => {
-                    eprintln!(
-                        "micro: {} {gone} ({} regime, {flavor} runtime, size {}, {} tasks{}; bound {bound:.1?}); not measured again",
+                    println!(
+                        "micro: {} {gone} ({} regime, {flavor} runtime, size {}, {} tasks{}; bound {bound:.1?}); every later cell of it reads \"{gone}\" without being measured\n",
                         column.lane.name,
                         regime.label(),
                         shape.size,

@@ -191,8 +191,8 @@ pub fn run(plan: &Plan) {
                         column.io[f].extend(figures.io);
                     }
                     Err(gone) => {
-                        eprintln!(
-                            "realistic: {} {gone} ({flavor} runtime; bound {bound:.1?}); not measured again",
+                        println!(
+                            "realistic: {} {gone} ({flavor} runtime; bound {bound:.1?}); not measured again\n",
                             column.lane.name
                         );
                         column.gone[f] = Some(gone);

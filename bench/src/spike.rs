@@ -157,8 +157,8 @@ pub fn run(plan: &Plan) {
                     column.opened.push(figures.opened as f64);
                 }
                 Err(gone) => {
-                    eprintln!(
-                        "spike: {} {gone} (bound {bound:.1?}); not measured again",
+                    println!(
+                        "spike: {} {gone} (bound {bound:.1?}); not measured again\n",
                         column.lane.name
                     );
                     column.gone = Some(gone);
