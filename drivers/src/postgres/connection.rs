@@ -9,12 +9,24 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
+use super::cancel::{Borrows, CancelHandle, Route};
 use super::stream::{Connector, Tracker};
 
 /// One pooled PostgreSQL session.
 ///
 /// Derefs to [`tokio_postgres::Client`], so every client method works on it (and on the pool's
-/// guard) directly. Adds [`prepare_cached`](Self::prepare_cached).
+/// guard) directly. Adds [`prepare_cached`](Self::prepare_cached) and
+/// [`cancel_handle`](Self::cancel_handle).
+///
+/// # Cancelling a query
+///
+/// Use [`cancel_handle`](Self::cancel_handle). The client's own
+/// [`cancel_token`](Client::cancel_token), reachable through `Deref`, is inert by design: the
+/// driver shows `tokio_postgres` a made-up secret key, so the server ignores the cancel
+/// requests that token sends. The server process outlives the borrow, and a token kept past
+/// it would otherwise cancel the next borrower's query. (Sessions over a Unix socket, or
+/// `hostaddr` without `host`, are the exception: the driver cannot see their stream, so their
+/// token stays live; do not keep it past the borrow.)
 ///
 /// Dropping it ends the session: the client closes, and the task that drives the socket ends
 /// with it. If a request was still running (its future was dropped), the task is stopped at
@@ -25,6 +37,7 @@ pub struct PgConnection {
     tracker: Option<Arc<Tracker>>,
     connector: Connector,
     statements: Mutex<StatementCache>,
+    borrows: Arc<Borrows>,
 }
 
 impl PgConnection {
@@ -41,7 +54,44 @@ impl PgConnection {
             tracker,
             connector,
             statements: Mutex::new(StatementCache::new(capacity)),
+            borrows: Arc::default(),
         }
+    }
+
+    /// A handle that cancels what this connection runs, usable from any task, until the
+    /// borrow ends: the way to cancel a query on a pooled connection (the client's own
+    /// [`cancel_token`](Client::cancel_token) is inert, see above).
+    ///
+    /// Take it while holding the connection; it works through the pool's guard too
+    /// (`conn.cancel_handle()`). Once the connection goes back to the pool, the handle refuses
+    /// to send anything ([`CancelError::BorrowEnded`](super::CancelError::BorrowEnded)). If it
+    /// did send a cancel, the pool closes the connection on its return rather than reuse it.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        let key = self.tracker.as_ref().and_then(|t| t.key());
+        CancelHandle::new(
+            Arc::clone(&self.borrows),
+            self.client.cancel_token(),
+            self.cancel_route(),
+            key,
+        )
+    }
+
+    /// How a cancel request for this session reaches the server.
+    fn cancel_route(&self) -> Route {
+        match &self.tracker {
+            Some(tracker) => match tracker.key() {
+                Some(key) => Route::Swapped(self.connector.for_cancel(key)),
+                None => Route::NoKey,
+            },
+            None => Route::Direct(self.connector.fresh()),
+        }
+    }
+
+    /// Ends the current borrow (the pool took the connection back, or is about to hand it
+    /// out): handles taken during it stop working. Says whether one of them sent a cancel,
+    /// in which case the connection must not be reused.
+    pub(crate) fn end_borrow(&self) -> bool {
+        self.borrows.end()
     }
 
     /// The client.
@@ -149,19 +199,21 @@ impl fmt::Debug for PgConnection {
 
 impl Drop for PgConnection {
     fn drop(&mut self) {
+        self.borrows.close();
         let abandoned = self.tracker.as_ref().is_some_and(|t| t.abandoned());
         if !abandoned {
             // Dropping the client lets the task send Terminate and finish on its own.
             return;
         }
         // The server is still busy with a request nobody waits for: stop reading its answer
-        // and ask the server to cancel it, so it does not run on holding locks.
+        // and ask the server to cancel it, so it does not run on holding locks. The session
+        // ends with this connection, so the cancel cannot reach anyone else's query.
         self.driver.abort();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let token = self.client.cancel_token();
-            let connector = self.connector.fresh();
+            let route = self.cancel_route();
             runtime.spawn(async move {
-                if let Err(e) = token.cancel_query(connector).await {
+                if let Err(e) = route.send(&token).await {
                     tracing::debug!(target: "pool_drivers::postgres", error = %e, "could not cancel an abandoned request");
                 }
             });

@@ -24,6 +24,8 @@ pub struct Manager {
     cleanup: String,
     discards_statements: bool,
     statement_cache_capacity: usize,
+    /// Whether the driver sees each session's stream (see `stream`).
+    watchable: bool,
 }
 
 impl fmt::Debug for Manager {
@@ -78,6 +80,7 @@ impl Manager {
             cleanup,
             discards_statements: config.cleanup.discard_all,
             statement_cache_capacity: config.statement_cache_capacity,
+            watchable,
         })
     }
 }
@@ -92,7 +95,9 @@ impl pool_core::Manager for Manager {
             Ok(pair) => pair,
             Err(e) => return Err(Error::from_connect(e, &self.postgres).await),
         };
-        let tracker = connector.take_tracker();
+        // Without a watched stream the tracker the connector made sees nothing, and an empty
+        // view would pass for a settled, idle session.
+        let tracker = connector.take_tracker().filter(|_| self.watchable);
         let driver = tokio::spawn(async move {
             loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -155,8 +160,14 @@ impl pool_core::Manager for Manager {
         !(self.cleanup.is_empty() && conn.tracker().is_some_and(|t| t.idle_outside_transaction()))
     }
 
+    /// Broken: the socket is closed, a request is still unanswered (its future was dropped
+    /// mid-flight), or a [`CancelHandle`](super::CancelHandle) sent a cancel during the borrow
+    /// (it may land late, on the next borrower's query). Runs when the pool takes the
+    /// connection back and again before handing it out; each time it ends the borrow, so
+    /// handles taken during it stop working.
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        conn.is_closed() || conn.tracker().is_some_and(|t| t.abandoned())
+        let cancelled = conn.end_borrow();
+        cancelled || conn.is_closed() || conn.tracker().is_some_and(|t| t.abandoned())
     }
 
     fn classify(&self, error: &Error) -> ErrorKind {

@@ -1,7 +1,10 @@
 //! PostgreSQL pools over [`tokio_postgres`].
 //!
 //! A pooled connection is a [`PgConnection`]: it derefs to a [`tokio_postgres::Client`] and adds a
-//! per-connection prepared-statement cache ([`PgConnection::prepare_cached`]).
+//! per-connection prepared-statement cache ([`PgConnection::prepare_cached`]) and a
+//! borrow-scoped [`CancelHandle`] ([`PgConnection::cancel_handle`]), the one way to cancel a
+//! query on a pooled connection: the client's own `cancel_token()` is inert by design, so a
+//! token kept past the borrow cannot cancel the next borrower's query.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,15 +23,17 @@
 //!   open or aborted and runs the configured [`Cleanup`], all in one simple-query round trip. When
 //!   the last `ReadyForQuery` said the session was idle outside a transaction and no clean-up is
 //!   configured, reset sends nothing at all.
-//! - **broken on return**: a closed socket, or a request still unanswered (its future was
-//!   dropped mid-flight). Such a connection is closed, never reused, and the server is asked to
-//!   cancel what it was running.
+//! - **broken on return**: a closed socket, a request still unanswered (its future was
+//!   dropped mid-flight), or a cancel sent through a [`CancelHandle`] during the borrow (it may
+//!   reach the server late). Such a connection is closed, never reused, and the server is asked
+//!   to cancel what it was running.
 //!
-//! The driver watches the message stream under the client to know these two things
-//! (transaction status, unanswered requests); for Unix-socket hosts or `hostaddr` without a
-//! host name it cannot, and then reset always sends `ROLLBACK` and an abandoned request shows
-//! only as a slower reset.
+//! The driver watches the message stream under the client to know what it needs (transaction
+//! status, unanswered requests, the cancel key); for Unix-socket hosts or `hostaddr` without a
+//! host name it cannot, and then reset always sends `ROLLBACK`, an abandoned request shows
+//! only as a slower reset, and the client's `cancel_token()` stays live.
 
+mod cancel;
 mod config;
 mod connection;
 mod error;
@@ -40,6 +45,7 @@ mod tls;
 
 pub use tokio_postgres;
 
+pub use cancel::{CancelError, CancelHandle};
 pub use config::{
     Check, Cleanup, Config, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_STATEMENT_CACHE_CAPACITY,
 };

@@ -6,6 +6,15 @@
 //! exactly one `ReadyForQuery`, whose one-byte body is the transaction status. So the stream
 //! below counts those messages as they pass.
 //!
+//! The stream also keeps the session's cancel key from the client. The server's
+//! `BackendKeyData` (process id and secret key: what a cancel request must quote) reaches
+//! `tokio_postgres` with a made-up secret, so the `CancelToken` anyone can take from the client
+//! is inert: the server ignores a cancel request whose key is wrong. A token kept past the
+//! borrow can therefore never cancel the next borrower's query. The real key stays in the
+//! [`Tracker`]; only a connector made by [`Connector::for_cancel`] writes it, into a cancel
+//! request for this very session, and only the borrow-scoped
+//! [`CancelHandle`](super::CancelHandle) makes such a connector.
+//!
 //! To get hold of the stream, the driver hands `tokio_postgres` a [`Connector`] and tells it
 //! to negotiate TLS "directly": `tokio_postgres` then passes the fresh socket to the connector
 //! before sending anything. The connector does the real negotiation itself (the `SSLRequest`
@@ -43,6 +52,8 @@ struct Track {
     /// The status byte of the last `ReadyForQuery`: `I` idle, `T` in a transaction, `E` in a
     /// failed transaction.
     status: Option<u8>,
+    /// The session's cancel key, once the server sent it.
+    key: Option<BackendKey>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +68,43 @@ struct Pending {
     extended: bool,
 }
 
+impl Pending {
+    fn new(harmless: bool, extended: bool) -> Self {
+        Pending { harmless, extended }
+    }
+}
+
+/// A session's cancel credentials: its process id, the secret key the server gave, and the
+/// made-up one `tokio_postgres` was shown instead.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BackendKey {
+    pub(crate) pid: i32,
+    real: [u8; 4],
+    shown: [u8; 4],
+}
+
+impl fmt::Debug for BackendKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret is what makes a cancel request count; it never goes into a log.
+        f.debug_struct("BackendKey")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendKey {
+    /// The 16-byte `CancelRequest` for this session quoting `key`.
+    fn cancel_request(&self, key: [u8; 4]) -> [u8; 16] {
+        let mut m = [0u8; 16];
+        m[..4].copy_from_slice(&16u32.to_be_bytes());
+        // The cancel request code, 80877102.
+        m[4..8].copy_from_slice(&80_877_102u32.to_be_bytes());
+        m[8..12].copy_from_slice(&self.pid.to_be_bytes());
+        m[12..].copy_from_slice(&key);
+        m
+    }
+}
+
 impl Tracker {
     fn lock(&self) -> std::sync::MutexGuard<'_, Track> {
         // The state stays consistent at every step, so a panic elsewhere cannot spoil it.
@@ -66,16 +114,10 @@ impl Tracker {
     fn sent(&self, tag: u8) {
         let mut track = self.lock();
         match tag {
-            b'Q' => track.unanswered.push_back(Pending {
-                harmless: false,
-                extended: false,
-            }),
+            b'Q' => track.unanswered.push_back(Pending::new(false, false)),
             b'S' => {
                 let harmless = track.only_closes;
-                track.unanswered.push_back(Pending {
-                    harmless,
-                    extended: true,
-                });
+                track.unanswered.push_back(Pending::new(harmless, true));
                 track.only_closes = true;
             }
             b'C' => {}
@@ -113,6 +155,15 @@ impl Tracker {
         track.status = status;
     }
 
+    fn set_key(&self, key: BackendKey) {
+        self.lock().key = Some(key);
+    }
+
+    /// The session's cancel key, if the server sent one.
+    pub(crate) fn key(&self) -> Option<BackendKey> {
+        self.lock().key
+    }
+
     /// A request other than closing statements is still unanswered.
     pub(crate) fn abandoned(&self) -> bool {
         self.lock().unanswered.iter().any(|p| !p.harmless)
@@ -125,6 +176,20 @@ impl Tracker {
     }
 }
 
+/// A piece of a message body as it passes the [`Framer`].
+pub(crate) struct Piece<'a> {
+    /// The message's tag.
+    tag: u8,
+    /// The length of the whole body.
+    body_len: usize,
+    /// Where in the body the piece starts.
+    offset: usize,
+    /// Where in the data fed the piece starts.
+    start: usize,
+    /// The piece.
+    bytes: &'a [u8],
+}
+
 /// Splits a byte stream of protocol messages (a tag byte, then a big-endian length that counts
 /// itself, then the body) and reports each complete message with the first byte of its body.
 #[derive(Debug)]
@@ -135,6 +200,7 @@ pub(crate) struct Framer {
     untagged: bool,
     tag: u8,
     first: Option<u8>,
+    body_len: usize,
     body_left: usize,
     in_body: bool,
 }
@@ -147,20 +213,40 @@ impl Framer {
             untagged: first_untagged,
             tag: 0,
             first: None,
+            body_len: 0,
             body_left: 0,
             in_body: false,
         }
     }
 
-    pub(crate) fn feed(&mut self, mut data: &[u8], mut done: impl FnMut(u8, Option<u8>)) {
-        while !data.is_empty() {
+    pub(crate) fn feed(&mut self, data: &[u8], done: impl FnMut(u8, Option<u8>)) {
+        self.feed_with(data, |_| {}, done);
+    }
+
+    /// As [`feed`](Self::feed), and shows `body` each piece of a message body as it passes.
+    pub(crate) fn feed_with(
+        &mut self,
+        data: &[u8],
+        mut body: impl FnMut(Piece<'_>),
+        mut done: impl FnMut(u8, Option<u8>),
+    ) {
+        let mut at = 0;
+        while at < data.len() {
+            let rest = &data[at..];
             if self.in_body {
                 if self.first.is_none() {
-                    self.first = Some(data[0]);
+                    self.first = Some(rest[0]);
                 }
-                let n = self.body_left.min(data.len());
+                let n = self.body_left.min(rest.len());
+                body(Piece {
+                    tag: self.tag,
+                    body_len: self.body_len,
+                    offset: self.body_len - self.body_left,
+                    start: at,
+                    bytes: &rest[..n],
+                });
                 self.body_left -= n;
-                data = &data[n..];
+                at += n;
                 if self.body_left == 0 {
                     self.in_body = false;
                     done(self.tag, self.first);
@@ -168,10 +254,10 @@ impl Framer {
                 continue;
             }
             let want = if self.untagged { 4 } else { 5 };
-            let n = (want - self.filled).min(data.len());
-            self.header[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+            let n = (want - self.filled).min(rest.len());
+            self.header[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
             self.filled += n;
-            data = &data[n..];
+            at += n;
             if self.filled < want {
                 return;
             }
@@ -186,6 +272,7 @@ impl Framer {
             self.tag = tag;
             self.first = None;
             self.body_left = usize::try_from(len).unwrap_or(usize::MAX).saturating_sub(4);
+            self.body_len = self.body_left;
             if self.body_left == 0 {
                 done(tag, None);
             } else {
@@ -193,6 +280,70 @@ impl Framer {
             }
         }
     }
+}
+
+/// Swaps the secret key of the server's `BackendKeyData` for a made-up one on its way to
+/// `tokio_postgres`, and keeps the real one.
+struct KeySwap {
+    /// The body as received: the process id, then the secret key.
+    body: [u8; 8],
+    /// How many bytes of `body` arrived.
+    seen: usize,
+    /// What `tokio_postgres` gets instead of the secret key.
+    shown: [u8; 4],
+}
+
+impl KeySwap {
+    fn new() -> Self {
+        KeySwap {
+            body: [0; 8],
+            seen: 0,
+            shown: made_up_key(),
+        }
+    }
+
+    /// Takes in a piece of a `BackendKeyData` body, and notes which bytes of the data must be
+    /// overwritten (index, byte) so only the made-up key passes on.
+    fn take(&mut self, piece: &Piece<'_>, patches: &mut Vec<(usize, u8)>) {
+        // Protocol 3.0, the one `tokio_postgres` speaks: a 4-byte process id and a 4-byte key.
+        if piece.tag != b'K' || piece.body_len != 8 {
+            return;
+        }
+        for (i, &byte) in piece.bytes.iter().enumerate() {
+            let at = piece.offset + i;
+            self.body[at] = byte;
+            self.seen = self.seen.max(at + 1);
+            if at >= 4 {
+                let k = at - 4;
+                // Made up, but never by chance the real key.
+                if k == 3 && self.shown[..3] == self.body[4..7] && self.shown[3] == byte {
+                    self.shown[3] ^= 1;
+                }
+                patches.push((piece.start + i, self.shown[k]));
+            }
+        }
+    }
+
+    /// The key, once the whole body passed.
+    fn key(&self) -> Option<BackendKey> {
+        (self.seen == 8).then(|| BackendKey {
+            pid: i32::from_be_bytes([self.body[0], self.body[1], self.body[2], self.body[3]]),
+            real: [self.body[4], self.body[5], self.body[6], self.body[7]],
+            shown: self.shown,
+        })
+    }
+}
+
+/// Four bytes that differ from one connection to the next. They need no secrecy (they are
+/// not the key), only to be unlike the real key, which [`KeySwap::take`] ensures.
+fn made_up_key() -> [u8; 4] {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    let h = hasher.finish().to_be_bytes();
+    [h[0], h[1], h[2], h[3]]
 }
 
 #[cfg(feature = "tls")]
@@ -205,12 +356,68 @@ enum Inner {
 }
 
 /// A client's socket (plain or TLS) that reports requests and `ReadyForQuery` messages to a
-/// [`Tracker`].
+/// [`Tracker`], and swaps the secret of the server's `BackendKeyData` (see the module docs).
 pub(crate) struct PgStream {
     inner: Inner,
     tracker: Arc<Tracker>,
     writes: Framer,
     reads: Framer,
+    key: KeySwap,
+    /// On a connection made to send a cancel request: the request to let through, rewritten.
+    cancel: Option<CancelRewrite>,
+}
+
+/// The cancel request `tokio_postgres` writes quotes the made-up key it was shown; on its way
+/// out the real key takes its place. Anything else is refused, so the real key goes only to
+/// the session it belongs to.
+struct CancelRewrite {
+    /// The request `tokio_postgres` is expected to write.
+    expected: [u8; 16],
+    /// What is sent instead.
+    sent: [u8; 16],
+    /// How many bytes of it went out.
+    written: usize,
+}
+
+impl CancelRewrite {
+    /// Which bytes of the rewritten request to write for `buf`, which must be the next part
+    /// of the expected request.
+    fn next(&self, buf: &[u8]) -> io::Result<std::ops::Range<usize>> {
+        let at = self.written;
+        let n = buf.len().min(16 - at);
+        if buf[..n] != self.expected[at..at + n] {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not the cancel request of the session this connection was made for",
+            ));
+        }
+        Ok(at..at + n)
+    }
+}
+
+impl PgStream {
+    fn new(inner: Inner, tracker: Arc<Tracker>, cancel: Option<BackendKey>) -> Self {
+        PgStream {
+            inner,
+            tracker,
+            writes: Framer::new(true),
+            reads: Framer::new(false),
+            key: KeySwap::new(),
+            cancel: cancel.map(|key| CancelRewrite {
+                expected: key.cancel_request(key.shown),
+                sent: key.cancel_request(key.real),
+                written: 0,
+            }),
+        }
+    }
+
+    fn poll_write_inner(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.inner {
+            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
 }
 
 impl fmt::Debug for PgStream {
@@ -238,12 +445,34 @@ impl AsyncRead for PgStream {
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         };
         if let Poll::Ready(Ok(())) = result {
-            let tracker = &this.tracker;
-            this.reads.feed(&buf.filled()[before..], |tag, first| {
-                tracker.received(tag, first)
-            });
+            let data = &mut buf.filled_mut()[before..];
+            received(&mut this.reads, &mut this.key, &this.tracker, data);
         }
         result
+    }
+}
+
+/// Reports the messages in `data` (bytes just read) to `tracker`, and swaps the secret of a
+/// `BackendKeyData` among them in place.
+fn received(reads: &mut Framer, key: &mut KeySwap, tracker: &Tracker, data: &mut [u8]) {
+    // Empty unless a `BackendKeyData` passes, which happens once, at startup.
+    let mut patches = Vec::new();
+    let mut key_done = false;
+    reads.feed_with(
+        data,
+        |piece| key.take(&piece, &mut patches),
+        |tag, first| {
+            key_done |= tag == b'K';
+            tracker.received(tag, first);
+        },
+    );
+    for (at, byte) in patches {
+        data[at] = byte;
+    }
+    if key_done {
+        if let Some(key) = key.key() {
+            tracker.set_key(key);
+        }
     }
 }
 
@@ -254,11 +483,16 @@ impl AsyncWrite for PgStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let result = match &mut this.inner {
-            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            #[cfg(feature = "tls")]
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        };
+        if let Some(cancel) = this.cancel.as_ref().filter(|c| c.written < 16) {
+            let range = cancel.next(buf)?;
+            let sent = cancel.sent;
+            let result = this.poll_write_inner(cx, &sent[range]);
+            if let (Poll::Ready(Ok(n)), Some(cancel)) = (&result, this.cancel.as_mut()) {
+                cancel.written += n;
+            }
+            return result;
+        }
+        let result = this.poll_write_inner(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
             let tracker = &this.tracker;
             this.writes.feed(&buf[..n], |tag, _| tracker.sent(tag));
@@ -319,6 +553,8 @@ pub(crate) struct Connector {
     #[cfg(feature = "tls")]
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     latest: Arc<Mutex<Option<Arc<Tracker>>>>,
+    /// Set on a connector for cancel requests: the session whose real key they carry.
+    cancel: Option<BackendKey>,
 }
 
 impl fmt::Debug for Connector {
@@ -326,6 +562,7 @@ impl fmt::Debug for Connector {
         f.debug_struct("Connector")
             .field("mode", &self.mode)
             .field("direct_tls", &self.direct_tls)
+            .field("cancel", &self.cancel)
             .finish_non_exhaustive()
     }
 }
@@ -342,6 +579,7 @@ impl Connector {
             #[cfg(feature = "tls")]
             tls,
             latest: Arc::default(),
+            cancel: None,
         }
     }
 
@@ -349,6 +587,17 @@ impl Connector {
     pub(crate) fn fresh(&self) -> Self {
         Connector {
             latest: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// A copy for `tokio_postgres`'s `CancelToken::cancel_query`: it negotiates TLS as the
+    /// sessions do, and puts `key`'s real secret into the cancel request the token writes
+    /// (which quotes the made-up one). It refuses to send anything else.
+    pub(crate) fn for_cancel(&self, key: BackendKey) -> Self {
+        Connector {
+            latest: Arc::default(),
+            cancel: Some(key),
             ..self.clone()
         }
     }
@@ -377,6 +626,7 @@ impl MakeTlsConnect<Socket> for Connector {
             tls: self.tls.clone(),
             host: host.to_owned(),
             tracker,
+            cancel: self.cancel,
         })
     }
 }
@@ -390,6 +640,7 @@ pub(crate) struct Handshake {
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     host: String,
     tracker: Arc<Tracker>,
+    cancel: Option<BackendKey>,
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -402,12 +653,7 @@ impl TlsConnect<Socket> for Handshake {
     fn connect(self, socket: Socket) -> Self::Future {
         Box::pin(async move {
             let inner = self.negotiate(socket).await?;
-            Ok(PgStream {
-                inner,
-                tracker: self.tracker,
-                writes: Framer::new(true),
-                reads: Framer::new(false),
-            })
+            Ok(PgStream::new(inner, self.tracker, self.cancel))
         })
     }
 }
@@ -537,5 +783,90 @@ mod tests {
         tracker.sent(b'Q');
         tracker.received(b'C', Some(b'S'));
         assert!(tracker.abandoned());
+    }
+
+    #[test]
+    fn the_cancel_key_is_swapped_wherever_the_reads_split() {
+        let real = 0x1234_5678u32.to_be_bytes();
+        let mut body = 4242i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&real);
+        let mut wire = message(b'R', &[0, 0, 0, 0]);
+        wire.extend(message(b'K', &body));
+        wire.extend(message(b'Z', b"I"));
+        let k_at = message(b'R', &[0, 0, 0, 0]).len() + 5;
+        for chunk in 1..wire.len() {
+            let tracker = Tracker::default();
+            let (mut reads, mut key) = (Framer::new(false), KeySwap::new());
+            let mut seen = wire.clone();
+            for piece in seen.chunks_mut(chunk) {
+                received(&mut reads, &mut key, &tracker, piece);
+            }
+            let got = tracker.key().expect("the key was seen");
+            assert_eq!((got.pid, got.real), (4242, real), "chunk size {chunk}");
+            assert_ne!(got.shown, real);
+            // tokio_postgres reads the made-up key; everything else passes unchanged.
+            assert_eq!(seen[k_at + 4..k_at + 8], got.shown);
+            seen[k_at + 4..k_at + 8].copy_from_slice(&real);
+            assert_eq!(seen, wire);
+            assert!(tracker.idle_outside_transaction());
+        }
+    }
+
+    #[test]
+    fn a_made_up_key_is_never_the_real_one() {
+        let mut key = KeySwap::new();
+        let real = key.shown;
+        let mut body = 7i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&real);
+        let mut patches = Vec::new();
+        key.take(
+            &Piece {
+                tag: b'K',
+                body_len: 8,
+                offset: 0,
+                start: 0,
+                bytes: &body,
+            },
+            &mut patches,
+        );
+        let got = key.key().unwrap();
+        assert_eq!(got.real, real);
+        assert_ne!(got.shown, real);
+        assert_ne!(KeySwap::new().shown, KeySwap::new().shown);
+    }
+
+    #[test]
+    fn only_this_sessions_cancel_request_goes_out_with_the_real_key() {
+        let key = BackendKey {
+            pid: 99,
+            real: [1, 2, 3, 4],
+            shown: [9, 9, 9, 9],
+        };
+        let mut rewrite = CancelRewrite {
+            expected: key.cancel_request(key.shown),
+            sent: key.cancel_request(key.real),
+            written: 0,
+        };
+        let request = key.cancel_request(key.shown);
+        assert_eq!(rewrite.next(&request[..10]).unwrap(), 0..10);
+        rewrite.written = 10;
+        let rest = rewrite.next(&request[10..]).unwrap();
+        assert_eq!(rest, 10..16);
+        assert_eq!(rewrite.sent[12..], [1, 2, 3, 4]);
+
+        // Another session's request, or a request quoting the real key, is refused.
+        let other = BackendKey { pid: 98, ..key };
+        let fresh = CancelRewrite {
+            written: 0,
+            ..rewrite
+        };
+        assert!(fresh.next(&other.cancel_request(other.shown)).is_err());
+        assert!(fresh.next(&key.cancel_request(key.real)).is_err());
+        let shown = format!("{key:?}");
+        assert!(shown.contains("99"), "{shown}");
+        assert!(
+            !shown.contains("1, 2") && !shown.contains("9, 9"),
+            "{shown}"
+        );
     }
 }
