@@ -70,11 +70,13 @@ impl Meta {
     }
 
     /// When it was last known good: used by a caller or checked.
+    #[inline]
     pub(crate) fn last_active(&self) -> Nanos {
         self.last_used.max(self.last_checked)
     }
 
     /// Whether it outlived `max_lifetime` (in nanoseconds; `u64::MAX` for none).
+    #[inline]
     pub(crate) fn expired(&self, now: Nanos, max_lifetime: Nanos) -> bool {
         now.saturating_sub(self.created)
             .saturating_add(self.lifetime_cut)

@@ -118,3 +118,119 @@ async fn a_newcomer_does_not_take_a_connection_meant_for_a_queued_caller() {
     assert_eq!(queued.await.unwrap().unwrap(), id);
     assert_quiet(&pool, 0).await;
 }
+
+/// A caller that keeps taking the pool's only connection back as soon as it returns it cannot
+/// keep a queued caller waiting longer than the fairness bound (plus the hold under way when
+/// the bound passes): from then on, the returned connection goes to the queued caller.
+#[tokio::test(start_paused = true)]
+async fn a_queued_caller_is_overtaken_for_at_most_the_fairness_bound() {
+    const BOUND: Duration = Duration::from_millis(20);
+    const HOLD: Duration = Duration::from_millis(1);
+    for fairness in [Fairness::Bounded(BOUND), Fairness::Strict] {
+        let mock = Mock::new();
+        let pool = Pool::builder(mock.clone())
+            .max_size(1)
+            .fairness(fairness)
+            .build_lazy()
+            .unwrap();
+        let first = hold(pool.get().await.unwrap());
+        let queued_at = Instant::now();
+        let queued = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                drop(pool.get().await.unwrap());
+                queued_at.elapsed()
+            }
+        });
+        settle().await;
+        // The hog returns its connection and asks again at once, without yielding.
+        let mut conn = first;
+        let mut overtook = 0;
+        while !queued.is_finished() {
+            tokio::time::sleep(HOLD).await;
+            drop(conn);
+            match pool.try_get().await {
+                Ok(again) => {
+                    overtook += 1;
+                    conn = hold(again);
+                }
+                Err(_) => break,
+            }
+        }
+        let waited = queued.await.unwrap();
+        match fairness {
+            Fairness::Strict => assert_eq!(overtook, 0, "strict FIFO: nobody overtakes"),
+            Fairness::Bounded(bound) => {
+                assert!(overtook > 0, "overtaking is allowed within the bound");
+                assert!(
+                    waited <= bound + HOLD,
+                    "waited {waited:?}, bound {bound:?} (overtaken {overtook} times)"
+                );
+            }
+        }
+        assert_quiet(&pool, 0).await;
+    }
+}
+
+/// Queued callers do not wake one another for nothing: a connection returned while callers
+/// queue is handed out, and the queue is served in order, also when callers give up.
+#[tokio::test(start_paused = true)]
+async fn a_queue_of_callers_drains_under_default_fairness() {
+    let mock = Mock::new();
+    let pool = Pool::builder(mock.clone())
+        .max_size(2)
+        .build_lazy()
+        .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let conn = hold(pool.get().await.unwrap());
+                tokio::time::sleep(Duration::from_millis(1 + i % 3)).await;
+                drop(conn);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.acquires_direct + stats.acquires_waited, 50);
+    assert_quiet(&pool, 0).await;
+}
+
+/// A task looping on acquire and release against an idle pool never waits, so without the
+/// runtime's cooperative budget it would keep every other task of its thread from running.
+#[tokio::test]
+async fn a_task_looping_on_an_idle_pool_lets_other_tasks_run() {
+    let mock = Mock::new();
+    let pool = Pool::builder(mock.clone())
+        .max_size(1)
+        .build_lazy()
+        .unwrap();
+    drop(pool.get().await.unwrap());
+    let other_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = tokio::spawn({
+        let pool = pool.clone();
+        let other_ran = Arc::clone(&other_ran);
+        async move {
+            for i in 0..1_000_000 {
+                drop(pool.get().await.unwrap());
+                if other_ran.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Some(i);
+                }
+            }
+            None
+        }
+    });
+    let other = tokio::spawn({
+        let other_ran = Arc::clone(&other_ran);
+        async move { other_ran.store(true, std::sync::atomic::Ordering::SeqCst) }
+    });
+    let seen_after = looping.await.unwrap();
+    other.await.unwrap();
+    assert!(
+        seen_after.is_some_and(|i| i < 10_000),
+        "the other task ran only after {seen_after:?} acquires"
+    );
+}
