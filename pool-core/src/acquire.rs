@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::bounded::bounded;
 use crate::checkout::Checkout;
+use crate::config::SelfDeadlock;
 use crate::connection::{Live, PooledConnection};
 use crate::error::{Error, TimeoutError, TimeoutStage};
 use crate::health::Health;
@@ -236,6 +237,27 @@ fn queue<M: Manager>(
         st.stats.acquires_rejected += 1;
         return Err(Error::Rejected { max_waiters });
     }
+    // Looked for only when asked: it needs every checkout tracked.
+    let deadlock = match st.config.self_deadlock {
+        SelfDeadlock::Ignore => None,
+        mode => tokio::task::try_id()
+            .and_then(|me| st.self_deadlock(me))
+            .map(|held_at| {
+                (
+                    held_at,
+                    !std::mem::replace(&mut st.deadlock_warned, true),
+                    mode,
+                )
+            }),
+    };
+    if let Some((held_at, warn, SelfDeadlock::Fail)) = deadlock {
+        drop(st);
+        warn_self_deadlock(warn, held_at, request.caller);
+        return Err(Error::SelfDeadlock {
+            held_at,
+            asked_at: request.caller,
+        });
+    }
     let since = started.unwrap_or_else(Instant::now);
     let deadline = limit.and_then(|limit| since.checked_add(limit));
     let (key, earliest) = st.queue.push(request.priority, since, deadline);
@@ -247,7 +269,28 @@ fn queue<M: Manager>(
     if wake {
         shared.wake.notify_one();
     }
+    if let Some((held_at, warn, _)) = deadlock {
+        warn_self_deadlock(warn, held_at, request.caller);
+    }
     Ok(Step::Queued(key, since))
+}
+
+/// The warning of a self-deadlock, if it is the pool's first.
+fn warn_self_deadlock(
+    first: bool,
+    held_at: &'static Location<'static>,
+    asked_at: &'static Location<'static>,
+) {
+    if first {
+        tracing::warn!(
+            target: "pool_core::deadlock",
+            %held_at,
+            %asked_at,
+            "a task holding a connection checked out at {held_at} asked for another at \
+             {asked_at}, but every connection is held by a task waiting for one: it can never \
+             be served",
+        );
+    }
 }
 
 /// Looks at a connection on its way out, without awaiting: closes it if it expired or broke

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Fairness, IdleOrder};
+use crate::config::{Config, Fairness, IdleOrder, SelfDeadlock};
 use crate::error::BuildError;
 use crate::maintenance;
 use crate::manager::Manager;
@@ -98,6 +98,8 @@ impl<M: Manager> Builder<M> {
         idle_order: IdleOrder;
         /// Sets [`Config::fairness`].
         fairness: Fairness;
+        /// Sets [`Config::self_deadlock`].
+        self_deadlock: SelfDeadlock;
         /// Sets [`Config::max_concurrent_connects`].
         max_concurrent_connects: usize;
         /// Sets [`Config::connect_backoff`].

@@ -44,6 +44,28 @@ impl Default for Fairness {
     }
 }
 
+/// What the pool does when a task that holds one of its connections asks for another that can
+/// never come: the pool is full, and every connection is held by a task that is itself waiting
+/// for one (a task that nests `get()` calls, say, when every connection is held by such tasks).
+///
+/// Detection needs the pool to note which task holds each connection, a map update on every
+/// checkout and return, so it is off by default; turn it on in development and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum SelfDeadlock {
+    /// Not looked for: the caller waits until its acquire timeout.
+    #[default]
+    Ignore,
+    /// A `tracing` warning (target `pool_core::deadlock`) naming where the task checked out the
+    /// connection it holds and where it asked for another, once per pool; the caller still
+    /// waits until its timeout.
+    Warn,
+    /// The warning, and the caller gets [`Error::SelfDeadlock`](crate::Error::SelfDeadlock) at
+    /// once.
+    Fail,
+}
+
 /// The pool's settings. Every field documents its default; [`Config::default`] gives them all.
 ///
 /// Validated by [`Builder::build`](crate::Builder::build) and
@@ -92,6 +114,9 @@ pub struct Config {
     /// [`Priority::Critical`](crate::Priority::Critical), so a stream of urgent callers cannot
     /// starve the others. `None` turns the boost off. Default 1 s.
     pub priority_boost_after: Option<Duration>,
+    /// Whether to detect a task waiting for a connection while it holds one that could serve
+    /// it, and what to do then. Default [`SelfDeadlock::Ignore`].
+    pub self_deadlock: SelfDeadlock,
     /// Most callers queued at once; one more fails at once with
     /// [`Error::Rejected`](crate::Error::Rejected). Default `None` (no limit).
     pub max_waiters: Option<usize>,
@@ -134,6 +159,7 @@ impl Default for Config {
             idle_order: IdleOrder::Fifo,
             fairness: Fairness::default(),
             priority_boost_after: Some(Duration::from_secs(1)),
+            self_deadlock: SelfDeadlock::Ignore,
             max_waiters: None,
             max_concurrent_connects: 4,
             connect_rate: None,

@@ -123,6 +123,15 @@ pub enum Error<E> {
         /// How many replicas the read pool has.
         replicas: usize,
     },
+    /// The calling task holds a connection of this pool and asked for another that can never
+    /// come: the pool is full and every connection is held by a task waiting for one. Only
+    /// with [`SelfDeadlock::Fail`](crate::SelfDeadlock::Fail).
+    SelfDeadlock {
+        /// Where the task checked out the connection it holds.
+        held_at: &'static std::panic::Location<'static>,
+        /// Where it asked for another.
+        asked_at: &'static std::panic::Location<'static>,
+    },
     /// [`Pool::get_retrying`](crate::Pool::get_retrying) gave up: the server stayed
     /// unreachable. A web handler answers 503 to this.
     ServiceUnavailable {
@@ -148,6 +157,11 @@ impl<E: StdError + 'static> fmt::Display for Error<E> {
                 "too many callers waiting for a connection (limit {max_waiters})"
             ),
             Error::NoIdle => f.write_str("no idle connection (try_get does not wait)"),
+            Error::SelfDeadlock { held_at, asked_at } => write!(
+                f,
+                "self-deadlock: this task holds a connection checked out at {held_at} and asked \
+                 for another at {asked_at}, but every connection is held by a task waiting for one"
+            ),
             Error::NoReplica { replicas } => write!(
                 f,
                 "no healthy replica among {replicas}, and falling back to the primary is off"

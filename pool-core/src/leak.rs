@@ -5,12 +5,15 @@ use std::panic::Location;
 
 use crate::clock::Nanos;
 
-/// A checkout the background task watches.
+/// A checkout the pool keeps track of (with a leak threshold or self-deadlock detection on):
+/// which connection, since when, where and by which task.
 #[derive(Clone, Copy)]
 pub(crate) struct LeakRecord {
     pub(crate) id: u64,
     pub(crate) since: Nanos,
     pub(crate) caller: &'static Location<'static>,
+    /// The tokio task that checked it out, if it was checked out in one.
+    pub(crate) task: Option<tokio::task::Id>,
     pub(crate) warned: bool,
 }
 

@@ -58,7 +58,7 @@
 //!
 //! Events use stable targets: `pool_core::connect` (connects and their failures),
 //! `pool_core::close` (connections closed, with the reason), `pool_core::leak` (leak
-//! warnings), `pool_core::recovery`.
+//! warnings), `pool_core::deadlock` (self-deadlock warnings), `pool_core::recovery`.
 
 mod acquire;
 mod bounded;
@@ -85,7 +85,7 @@ mod stats;
 mod waiter;
 
 pub use builder::Builder;
-pub use config::{Config, Fairness, IdleOrder};
+pub use config::{Config, Fairness, IdleOrder, SelfDeadlock};
 pub use connection::{ConnectionMetrics, PooledConnection};
 pub use error::{
     AddError, AddRefusal, BuildError, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage,

@@ -64,6 +64,8 @@ struct Slot<M: Manager> {
     since: Instant,
     deadline: Option<Instant>,
     priority: Priority,
+    /// The tokio task the caller runs in, for self-deadlock detection.
+    task: Option<tokio::task::Id>,
 }
 
 /// What a queued caller finds when it looks at its slot.
@@ -140,6 +142,13 @@ impl<M: Manager> Queue<M> {
             .all(|&n| n == 0)
     }
 
+    /// Whether a caller running in `task` is queued.
+    pub(crate) fn has_task(&self, task: tokio::task::Id) -> bool {
+        self.slots
+            .iter()
+            .any(|slot| slot.task == Some(task) && matches!(slot.stand, Stand::Waiting { .. }))
+    }
+
     /// The earliest deadline of a queued caller, or earlier.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.next_deadline
@@ -161,6 +170,7 @@ impl<M: Manager> Queue<M> {
                 since,
                 deadline: None,
                 priority,
+                task: None,
             });
             u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 queued callers")
         });
@@ -169,6 +179,7 @@ impl<M: Manager> Queue<M> {
         slot.since = since;
         slot.deadline = deadline;
         slot.priority = priority;
+        slot.task = tokio::task::try_id();
         let key = Key {
             index,
             generation: slot.generation,

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::{nanos, Clock, Nanos};
-use crate::config::{Config, Fairness, IdleOrder};
+use crate::config::{Config, Fairness, IdleOrder, SelfDeadlock};
 use crate::connection::{Live, Meta};
 use crate::error::ConnectError;
 use crate::health::{Health, HealthState};
@@ -77,6 +77,8 @@ pub(crate) struct State<M: Manager> {
     /// Connections a lazily built pool still opens in the background (`initial_size`).
     pub(crate) prefill: usize,
     pub(crate) leaks: HashMap<u64, LeakRecord>,
+    /// Whether a self-deadlock was reported already (once per pool).
+    pub(crate) deadlock_warned: bool,
     pub(crate) stats: Stats,
 }
 
@@ -144,7 +146,7 @@ impl Policy {
             check_on_checkout: c.check_on_checkout,
             skip_check_within: nanos(c.skip_check_within),
             max_lifetime: c.max_lifetime.map_or(u64::MAX, nanos),
-            track_leaks: c.leak_threshold.is_some(),
+            track_leaks: c.leak_threshold.is_some() || c.self_deadlock != SelfDeadlock::Ignore,
         }
     }
 }
@@ -260,6 +262,24 @@ impl<M: Manager> State<M> {
         }
     }
 
+    /// Where the task `me` checked out a connection of this pool it still holds, if it holds one
+    /// and asking for another can never be served: no connection is idle or being opened, the
+    /// pool is full, and every connection is held by a task that is itself queued here.
+    /// Needs every checkout tracked (`Policy::track_leaks`).
+    pub(crate) fn self_deadlock(&self, me: tokio::task::Id) -> Option<&'static Location<'static>> {
+        let held_at = self.leaks.values().find(|h| h.task == Some(me))?.caller;
+        let stuck = self.idle.is_empty()
+            && self.connecting == 0
+            && self.size() >= self.config.max_size
+            // Connections in transit or being prepared are held by nobody yet.
+            && self.leaks.len() == self.in_use
+            && self.leaks.values().all(|h| {
+                h.task
+                    .is_some_and(|task| task == me || self.queue.has_task(task))
+            });
+        stuck.then_some(held_at)
+    }
+
     /// Asks the background task to clean the connections returned dirty once they have sat idle
     /// for `TEND_AFTER`; returns whether it sleeps past that and must be woken.
     #[cold]
@@ -372,6 +392,7 @@ impl<M: Manager> Shared<M> {
                 last_error: None,
                 prefill,
                 leaks: HashMap::new(),
+                deadlock_warned: false,
                 stats: Stats::default(),
             }),
             next_id: AtomicU64::new(1),
@@ -557,6 +578,7 @@ impl<M: Manager> Shared<M> {
                 id,
                 since: now,
                 caller,
+                task: tokio::task::try_id(),
                 warned: false,
             },
         );

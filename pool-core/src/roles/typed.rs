@@ -2,7 +2,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use crate::{Error, Manager, Pool, PooledConnection, Retry};
+use crate::{Error, Manager, Pool, PooledConnection, Priority, Retry};
 
 macro_rules! role_pool {
     ($(#[$pool_doc:meta])* $pool:ident, $(#[$conn_doc:meta])* $conn:ident) => {
@@ -48,6 +48,24 @@ macro_rules! role_pool {
                 &self,
             ) -> impl std::future::Future<Output = Result<$conn<M>, Error<M::Error>>> + Send + '_ {
                 let get = self.pool.get();
+                async move { get.await.map(|conn| $conn { conn }) }
+            }
+
+            /// Checks out a connection at `priority`, as [`Pool::get_with`].
+            ///
+            /// # Errors
+            ///
+            /// As [`Pool::get`].
+            ///
+            /// # Cancel safety
+            ///
+            /// As [`Pool::get`]: dropping the future loses nothing.
+            #[track_caller]
+            pub fn get_with(
+                &self,
+                priority: Priority,
+            ) -> impl std::future::Future<Output = Result<$conn<M>, Error<M::Error>>> + Send + '_ {
+                let get = self.pool.get_with(priority);
                 async move { get.await.map(|conn| $conn { conn }) }
             }
 
