@@ -6,9 +6,11 @@
 //!
 //! What the pool promises:
 //!
-//! - **Fair and direct.** Callers are served first come, first served; a connection returned
-//!   while someone waits goes straight to the oldest caller; nobody waits on a connect that is
-//!   not theirs while a connection is idle.
+//! - **Fast under load, fair within a bound.** A caller may take an idle connection ahead of
+//!   the queue, so a busy pool costs what an idle one does, but no queued caller is passed over
+//!   once it has waited [`Config::fairness`]'s bound (strict FIFO is a setting); priorities
+//!   ([`Pool::get_with`]) with a starvation boost; nobody waits on a connect that is not
+//!   theirs while a connection is idle.
 //! - **Never wedged.** Every count belongs to an RAII guard, so a dropped future, an aborted
 //!   task or a panicking manager cannot leak a slot; a caller who gives up after being handed a
 //!   connection passes it on.
