@@ -4,6 +4,7 @@ use std::fmt;
 #[cfg(feature = "tls")]
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use pool_core::BuildError;
 use tokio_postgres::config::Host;
@@ -18,6 +19,12 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pool-drivers";
 
 /// How many prepared statements each connection caches by default.
 pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 256;
+
+/// How old, by default, a request whose future was dropped may get before the pool stops
+/// waiting for its reply and closes the connection: 1 s. Long enough for the short queries a
+/// timed-out web request leaves behind, short enough that a connection stuck on a long one is
+/// soon replaced.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether and how to encrypt, as libpq's `sslmode` (the URL parameter of the same name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,7 +171,8 @@ impl Cleanup {
 ///
 /// Built from a URL ([`from_url`](Self::from_url)), the environment
 /// ([`from_env`](Self::from_env)) or, with the `serde` feature, deserialized from
-/// `{ url, check, cleanup, statement_cache_capacity, pool }` (only `url` is required). `Debug`
+/// `{ url, check, cleanup, statement_cache_capacity, drain_timeout, pool }` (only `url` is
+/// required; `drain_timeout` as `{ secs, nanos }`, like the pool's durations). `Debug`
 /// never shows the password.
 ///
 /// # Examples
@@ -200,6 +208,16 @@ pub struct Config {
     /// Most prepared statements each connection caches; the least recently used one goes
     /// first. `0` turns the cache off. Default 256.
     pub statement_cache_capacity: usize,
+    /// How long after it was sent the reply of a request the last borrower abandoned (its
+    /// future was dropped mid-flight: a timeout, a `select!`, a client that hung up) is waited
+    /// for, so the connection can be reused instead of reopened. A connection returned with
+    /// such a request already older than this is closed at once; otherwise reset waits for
+    /// the reply until the request is this old (before the connection is handed out again,
+    /// or in the pool's background upkeep if that comes first), and closes the connection if
+    /// it has not come. A closed connection's request is cancelled. Never more than
+    /// [`pool.reset_timeout`](pool_core::Config::reset_timeout); zero closes every connection
+    /// returned with a request in flight. Default [`DEFAULT_DRAIN_TIMEOUT`] (1 s).
+    pub drain_timeout: Duration,
     /// The pool's own settings.
     pub pool: pool_core::Config,
 }
@@ -230,6 +248,7 @@ impl fmt::Debug for Config {
         d.field("check", &self.check)
             .field("cleanup", &self.cleanup)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("drain_timeout", &self.drain_timeout)
             .field("pool", &self.pool)
             .finish()
     }
@@ -316,6 +335,7 @@ impl Config {
             check: Check::default(),
             cleanup: Cleanup::default(),
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             pool: pool_core::Config::default(),
         };
         config.validate_tls()?;
@@ -449,6 +469,8 @@ struct ConfigFile {
     cleanup: Cleanup,
     #[serde(default = "default_capacity")]
     statement_cache_capacity: usize,
+    #[serde(default = "default_drain_timeout")]
+    drain_timeout: Duration,
     #[serde(default)]
     pool: pool_core::Config,
 }
@@ -456,6 +478,11 @@ struct ConfigFile {
 #[cfg(feature = "serde")]
 fn default_capacity() -> usize {
     DEFAULT_STATEMENT_CACHE_CAPACITY
+}
+
+#[cfg(feature = "serde")]
+fn default_drain_timeout() -> Duration {
+    DEFAULT_DRAIN_TIMEOUT
 }
 
 #[cfg(feature = "serde")]
@@ -467,6 +494,7 @@ impl TryFrom<ConfigFile> for Config {
         config.check = file.check;
         config.cleanup = file.cleanup;
         config.statement_cache_capacity = file.statement_cache_capacity;
+        config.drain_timeout = file.drain_timeout;
         config.pool = file.pool;
         Ok(config)
     }
@@ -554,6 +582,7 @@ mod tests {
             config.statement_cache_capacity,
             DEFAULT_STATEMENT_CACHE_CAPACITY
         );
+        assert_eq!(config.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
 
         let bad = [("url", "postgres://h/db")];
         let err =

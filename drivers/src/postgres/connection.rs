@@ -28,6 +28,17 @@ use super::stream::{Connector, Tracker};
 /// `hostaddr` without `host`, are the exception: the driver cannot see their stream, so their
 /// token stays live; do not keep it past the borrow.)
 ///
+/// # Dropped requests
+///
+/// A request whose future was dropped mid-flight (a timeout, a `select!`, a client that hung
+/// up) does not cost the connection: `tokio_postgres` reads and discards the reply, and before
+/// the pool hands the connection out again, reset waits for that reply (until the request is
+/// [`Config::drain_timeout`](super::Config::drain_timeout) old, 1 s by default) and rolls back
+/// any transaction it left open. No cancel is sent for it: a cancel could arrive after the
+/// reply and hit the next borrower's query. A connection whose reply does not come in time is
+/// closed, and then its request is cancelled. So is one whose result was left part-read while
+/// rows were still arriving: the rest could be any size.
+///
 /// Dropping it ends the session: the client closes, and the task that drives the socket ends
 /// with it. If a request was still running (its future was dropped), the task is stopped at
 /// once and the server is asked to cancel the request.
@@ -113,8 +124,11 @@ impl PgConnection {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future caches nothing. The preparation may still be in flight, so the
-    /// pool closes the connection when it is returned rather than reuse it.
+    /// Dropping the future caches nothing, so the cache stays consistent. The preparation may
+    /// still be in flight; the pool waits for its reply before the connection is handed out
+    /// again. If the server got as far as preparing it, the session keeps that statement,
+    /// which nothing refers to, until it closes (`tokio_postgres` never reuses a statement
+    /// name, so it cannot clash with a later one).
     pub async fn prepare_cached(&self, query: &str) -> Result<Statement, tokio_postgres::Error> {
         self.prepare_typed_cached(query, &[]).await
     }

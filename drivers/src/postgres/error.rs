@@ -53,6 +53,17 @@ pub enum Error {
     /// The connection's socket is closed (found by [`Check::IsClosed`](super::Check)).
     #[error("the connection to the server is closed")]
     Closed,
+    /// A request the previous borrower abandoned (its future was dropped mid-flight) was
+    /// still unanswered [`Config::drain_timeout`](super::Config::drain_timeout) after it was
+    /// sent, so reset gave up on the connection.
+    #[error(
+        "a request abandoned by the previous borrower was still unanswered {age:?} after it \
+         was sent"
+    )]
+    Undrained {
+        /// How long ago the oldest unanswered request was sent.
+        age: std::time::Duration,
+    },
     /// The settings cannot work (reported by [`Config::build_pool`](super::Config::build_pool)).
     #[error("invalid PostgreSQL settings")]
     Config(#[source] InvalidConfig),
@@ -79,7 +90,10 @@ impl Error {
                 Some(source)
             }
             Error::Tls(source) | Error::Postgres(source) => Some(source),
-            Error::UnknownHost { .. } | Error::Closed | Error::Config(_) => None,
+            Error::UnknownHost { .. }
+            | Error::Closed
+            | Error::Undrained { .. }
+            | Error::Config(_) => None,
         }
     }
 
@@ -98,7 +112,7 @@ impl Error {
             | Error::UnknownDatabase { .. }
             | Error::Config(_) => ErrorKind::Permanent,
             Error::Tls(e) if tls_is_permanent(e) => ErrorKind::Permanent,
-            Error::Tls(_) | Error::Closed => ErrorKind::Transient,
+            Error::Tls(_) | Error::Closed | Error::Undrained { .. } => ErrorKind::Transient,
             Error::Postgres(e) => match e.as_db_error() {
                 // 08 connection exception, 53 insufficient resources (too_many_connections),
                 // 57 operator intervention (cannot_connect_now, admin_shutdown), 58 system

@@ -1,6 +1,7 @@
 //! [`Manager`]: opens, checks and resets PostgreSQL sessions for the pool.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use pool_core::ErrorKind;
 use tokio_postgres::config::{Host, SslMode as PgSslMode, SslNegotiation};
@@ -26,6 +27,8 @@ pub struct Manager {
     statement_cache_capacity: usize,
     /// Whether the driver sees each session's stream (see `stream`).
     watchable: bool,
+    /// How old a request a borrower abandoned may get before its connection is given up.
+    drain_timeout: Duration,
 }
 
 impl fmt::Debug for Manager {
@@ -36,6 +39,7 @@ impl fmt::Debug for Manager {
             .field("application_name", &self.postgres.get_application_name())
             .field("check", &self.check)
             .field("cleanup", &self.cleanup)
+            .field("drain_timeout", &self.drain_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +85,14 @@ impl Manager {
             discards_statements: config.cleanup.discard_all,
             statement_cache_capacity: config.statement_cache_capacity,
             watchable,
+            // The pool cuts a reset off at its reset_timeout anyway; past it, waiting is moot.
+            drain_timeout: config.drain_timeout.min(config.pool.reset_timeout),
         })
+    }
+
+    /// A request sent at `sent` and still unanswered is too old to wait for.
+    fn overdue(&self, sent: Instant) -> bool {
+        sent.elapsed() >= self.drain_timeout
     }
 }
 
@@ -98,6 +109,7 @@ impl pool_core::Manager for Manager {
         // Without a watched stream the tracker the connector made sees nothing, and an empty
         // view would pass for a settled, idle session.
         let tracker = connector.take_tracker().filter(|_| self.watchable);
+        let ended = tracker.clone();
         let driver = tokio::spawn(async move {
             loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -119,6 +131,10 @@ impl pool_core::Manager for Manager {
                     None => break,
                 }
             }
+            // Whoever waits for replies stops waiting.
+            if let Some(tracker) = ended {
+                tracker.end();
+            }
         });
         Ok(PgConnection::new(
             client,
@@ -137,7 +153,26 @@ impl pool_core::Manager for Manager {
         }
     }
 
+    /// Waits for the replies of requests the last borrower abandoned (their futures were
+    /// dropped), until the oldest is [`Config::drain_timeout`](super::Config::drain_timeout)
+    /// old, then rolls back what is left open and runs the clean-up. A connection whose
+    /// replies do not come in time fails the reset, so the pool closes it (and the abandoned
+    /// request is cancelled as the connection is dropped).
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        if let Some(tracker) = conn.tracker() {
+            if let Some(since) = tracker.unanswered_since() {
+                let deadline = since + self.drain_timeout;
+                match tokio::time::timeout_at(deadline.into(), tracker.settle()).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(Error::Closed),
+                    Err(_) => {
+                        return Err(Error::Undrained {
+                            age: since.elapsed(),
+                        })
+                    }
+                }
+            }
+        }
         let outside_transaction = conn.tracker().is_some_and(|t| t.idle_outside_transaction());
         let batch = if outside_transaction {
             &self.cleanup
@@ -155,19 +190,28 @@ impl pool_core::Manager for Manager {
     }
 
     /// Clean when the session is idle outside a transaction and no clean-up is configured:
-    /// then reset would send nothing, so it is skipped altogether.
+    /// then reset would send nothing, so it is skipped altogether. A reply still on its way
+    /// (an abandoned request) makes the session not idle, so reset waits for it.
     fn needs_reset(&self, conn: &mut PgConnection) -> bool {
         !(self.cleanup.is_empty() && conn.tracker().is_some_and(|t| t.idle_outside_transaction()))
     }
 
-    /// Broken: the socket is closed, a request is still unanswered (its future was dropped
-    /// mid-flight), or a [`CancelHandle`](super::CancelHandle) sent a cancel during the borrow
-    /// (it may land late, on the next borrower's query). Runs when the pool takes the
-    /// connection back and again before handing it out; each time it ends the borrow, so
-    /// handles taken during it stop working.
+    /// Broken: the socket is closed; a [`CancelHandle`](super::CancelHandle) sent a cancel
+    /// during the borrow (it may land late, on the next borrower's query); a request the
+    /// borrower abandoned is already older than
+    /// [`Config::drain_timeout`](super::Config::drain_timeout) (a query that slow is likely to
+    /// run on, and waiting for it is not worth the next caller's time); or a result was left
+    /// part-read while its rows streamed in (the rest may be huge). Runs when the pool takes
+    /// the connection back and again before handing it out; each time it ends the borrow, so
+    /// handles taken during it stop working. A younger abandoned request does not count:
+    /// reset waits for its reply instead.
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
         let cancelled = conn.end_borrow();
-        cancelled || conn.is_closed() || conn.tracker().is_some_and(|t| t.abandoned())
+        cancelled
+            || conn.is_closed()
+            || conn.tracker().is_some_and(|t| {
+                t.streaming() || t.abandoned_since().is_some_and(|sent| self.overdue(sent))
+            })
     }
 
     fn classify(&self, error: &Error) -> ErrorKind {

@@ -19,19 +19,22 @@
 //!
 //! - **check** (on checkout, see [`Check`]): an empty query, one round trip, or only a look at
 //!   whether the socket is closed.
-//! - **reset** (before a used connection is handed out again): rolls back any transaction left
-//!   open or aborted and runs the configured [`Cleanup`], all in one simple-query round trip. When
-//!   the last `ReadyForQuery` said the session was idle outside a transaction and no clean-up is
+//! - **reset** (before a used connection is handed out again): waits for the reply of any
+//!   request whose future was dropped mid-flight (until the request is
+//!   [`Config::drain_timeout`] old, default 1 s; past that the connection is closed and its
+//!   request cancelled), then rolls back any transaction left open or aborted and runs the
+//!   configured [`Cleanup`], all in one simple-query round trip. When the last
+//!   `ReadyForQuery` said the session was idle outside a transaction and no clean-up is
 //!   configured, reset sends nothing at all.
-//! - **broken on return**: a closed socket, a request still unanswered (its future was
-//!   dropped mid-flight), or a cancel sent through a [`CancelHandle`] during the borrow (it may
-//!   reach the server late). Such a connection is closed, never reused, and the server is asked
-//!   to cancel what it was running.
+//! - **broken on return**: a closed socket, a cancel sent through a [`CancelHandle`] during
+//!   the borrow (it may reach the server late, so the session is not reused), an abandoned
+//!   request already older than [`Config::drain_timeout`], or a result left part-read while its
+//!   rows were arriving (the rest could be huge).
 //!
 //! The driver watches the message stream under the client to know what it needs (transaction
 //! status, unanswered requests, the cancel key); for Unix-socket hosts or `hostaddr` without a
-//! host name it cannot, and then reset always sends `ROLLBACK`, an abandoned request shows
-//! only as a slower reset, and the client's `cancel_token()` stays live.
+//! host name it cannot, and then reset always sends `ROLLBACK` (which waits behind an abandoned
+//! request, within the pool's `reset_timeout`) and the client's `cancel_token()` stays live.
 
 mod cancel;
 mod config;
@@ -47,7 +50,8 @@ pub use tokio_postgres;
 
 pub use cancel::{CancelError, CancelHandle};
 pub use config::{
-    Check, Cleanup, Config, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_STATEMENT_CACHE_CAPACITY,
+    Check, Cleanup, Config, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
 pub use connection::PgConnection;
 pub use error::Error;

@@ -4,7 +4,8 @@
 //! future was dropped mid-flight) and whether the session sits inside a transaction. Both are
 //! plain to see in the wire protocol: every simple `Query` and every `Sync` is answered by
 //! exactly one `ReadyForQuery`, whose one-byte body is the transaction status. So the stream
-//! below counts those messages as they pass.
+//! below counts those messages as they pass. (The one exception, a `COPY ... FROM STDIN`,
+//! during which the server skips `Sync`, is accounted for when its `CopyInResponse` arrives.)
 //!
 //! The stream also keeps the session's cancel key from the client. The server's
 //! `BackendKeyData` (process id and secret key: what a cancel request must quote) reaches
@@ -30,8 +31,10 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::Socket;
 
@@ -41,6 +44,9 @@ use super::config::SslMode;
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     state: Mutex<Track>,
+    /// Woken when the last unanswered request is answered and when the stream ends, for
+    /// [`settle`](Self::settle).
+    settled: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -52,8 +58,27 @@ struct Track {
     /// The status byte of the last `ReadyForQuery`: `I` idle, `T` in a transaction, `E` in a
     /// failed transaction.
     status: Option<u8>,
+    /// Where a `COPY ... FROM STDIN` stands.
+    copy_in: CopyIn,
     /// The session's cancel key, once the server sent it.
     key: Option<BackendKey>,
+    /// The stream ended (the server closed it, or it failed): nothing more will be answered.
+    ended: bool,
+}
+
+/// A `COPY ... FROM STDIN`, while the server reads copy data: it then ignores `Sync`, so the
+/// `Sync`s sent meanwhile must not count as requests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum CopyIn {
+    /// None under way, as far as the server has said.
+    #[default]
+    Off,
+    /// The server is reading copy data. `extended`: the COPY came as an extended-protocol
+    /// request, so its `ReadyForQuery` answers the `Sync` after `CopyDone` or `CopyFail`.
+    Open { extended: bool },
+    /// `CopyDone` or `CopyFail` of an extended-protocol COPY went out: the next `Sync` is the
+    /// one the COPY's entry waits for, not a request of its own.
+    Ending,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,11 +91,24 @@ struct Pending {
     /// Ended by `Sync` (extended protocol: one command per request) rather than a simple
     /// `Query` (any number of commands).
     extended: bool,
+    /// A `CopyDone` or `CopyFail` went out after this request and before the next one: tells
+    /// which `Sync`s the server ignored once a `CopyInResponse` shows a COPY was under way.
+    copy_end_follows: bool,
+    /// Rows (or `COPY TO STDOUT` data) of its result have started to arrive.
+    rows: bool,
+    /// When its last message went out.
+    sent: Instant,
 }
 
 impl Pending {
     fn new(harmless: bool, extended: bool) -> Self {
-        Pending { harmless, extended }
+        Pending {
+            harmless,
+            extended,
+            copy_end_follows: false,
+            rows: false,
+            sent: Instant::now(),
+        }
     }
 }
 
@@ -115,10 +153,34 @@ impl Tracker {
         let mut track = self.lock();
         match tag {
             b'Q' => track.unanswered.push_back(Pending::new(false, false)),
-            b'S' => {
-                let harmless = track.only_closes;
-                track.unanswered.push_back(Pending::new(harmless, true));
-                track.only_closes = true;
+            b'S' => match track.copy_in {
+                // The server skips a `Sync` while it reads copy data.
+                CopyIn::Open { .. } => {}
+                // The `Sync` the COPY's own entry waits for.
+                CopyIn::Ending => {
+                    track.copy_in = CopyIn::Off;
+                    track.only_closes = true;
+                }
+                CopyIn::Off => {
+                    let harmless = track.only_closes;
+                    track.unanswered.push_back(Pending::new(harmless, true));
+                    track.only_closes = true;
+                }
+            },
+            // CopyDone, CopyFail.
+            b'c' | b'f' => {
+                track.only_closes = false;
+                match track.copy_in {
+                    CopyIn::Open { extended: true } => track.copy_in = CopyIn::Ending,
+                    // A simple-query COPY is answered without any `Sync`.
+                    CopyIn::Open { extended: false } => track.copy_in = CopyIn::Off,
+                    // Sent before the server's `CopyInResponse` arrived.
+                    CopyIn::Off | CopyIn::Ending => {
+                        if let Some(back) = track.unanswered.back_mut() {
+                            back.copy_end_follows = true;
+                        }
+                    }
+                }
             }
             b'C' => {}
             _ => track.only_closes = false,
@@ -141,8 +203,53 @@ impl Tracker {
                     front.harmless |= front.extended;
                 }
             }
+            // CopyInResponse.
+            b'G' => self.copy_in_started(),
+            // DataRow, CopyData.
+            b'D' | b'd' => {
+                if let Some(front) = self.lock().unanswered.front_mut() {
+                    front.rows = true;
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The request at the front started a `COPY ... FROM STDIN`. Every `Sync` the server reads
+    /// from now until `CopyDone` or `CopyFail` is skipped: for an extended-protocol COPY that
+    /// includes the request's own `Sync` (sent right after its `Execute`), and its
+    /// `ReadyForQuery` answers the first `Sync` after the copy ends instead. Entries for the
+    /// skipped `Sync`s (and for that answering one) are dropped, so the front entry alone
+    /// stands for the COPY until its `ReadyForQuery`.
+    fn copy_in_started(&self) {
+        let mut track = self.lock();
+        let Some(front) = track.unanswered.front() else {
+            return;
+        };
+        let extended = front.extended;
+        let len = track.unanswered.len();
+        let end = track.unanswered.iter().position(|p| p.copy_end_follows);
+        if let Some(i) = end {
+            track.unanswered[i].copy_end_follows = false;
+        }
+        track.copy_in = match (extended, end) {
+            (true, Some(i)) if i + 1 < len => {
+                track.unanswered.drain(1..=i + 1);
+                CopyIn::Off
+            }
+            (true, Some(i)) => {
+                track.unanswered.drain(1..=i);
+                CopyIn::Ending
+            }
+            (false, Some(i)) => {
+                track.unanswered.drain(1..=i);
+                CopyIn::Off
+            }
+            (extended, None) => {
+                track.unanswered.truncate(1);
+                CopyIn::Open { extended }
+            }
+        };
     }
 
     fn ready(&self, status: Option<u8>) {
@@ -152,7 +259,23 @@ impl Tracker {
         if track.unanswered.pop_front().is_none() {
             track.only_closes = true;
         }
+        // A simple-query COPY that failed is over with its `ReadyForQuery`; the server drops
+        // whatever copy data still follows.
+        if track.copy_in == (CopyIn::Open { extended: false }) {
+            track.copy_in = CopyIn::Off;
+        }
         track.status = status;
+        let settled = track.unanswered.is_empty();
+        drop(track);
+        if settled {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// The stream ended: no answer is coming any more.
+    pub(crate) fn end(&self) {
+        self.lock().ended = true;
+        self.settled.notify_waiters();
     }
 
     fn set_key(&self, key: BackendKey) {
@@ -167,6 +290,54 @@ impl Tracker {
     /// A request other than closing statements is still unanswered.
     pub(crate) fn abandoned(&self) -> bool {
         self.lock().unanswered.iter().any(|p| !p.harmless)
+    }
+
+    /// When the oldest request other than closing statements that is still unanswered was
+    /// sent.
+    pub(crate) fn abandoned_since(&self) -> Option<Instant> {
+        let track = self.lock();
+        track
+            .unanswered
+            .iter()
+            .find(|p| !p.harmless)
+            .map(|p| p.sent)
+    }
+
+    /// When the oldest request still unanswered was sent.
+    pub(crate) fn unanswered_since(&self) -> Option<Instant> {
+        self.lock().unanswered.front().map(|p| p.sent)
+    }
+
+    /// An unfinished request's result is arriving row by row: its reader stopped part-way
+    /// through a result that may be of any size, so draining the rest could take long.
+    pub(crate) fn streaming(&self) -> bool {
+        self.lock()
+            .unanswered
+            .front()
+            .is_some_and(|p| p.rows && !p.harmless)
+    }
+
+    /// Waits until every request sent has had its `ReadyForQuery` (`true`), or the stream
+    /// ended first (`false`).
+    ///
+    /// Cancel safe: it only watches.
+    pub(crate) async fn settle(&self) -> bool {
+        loop {
+            let mut notified = std::pin::pin!(self.settled.notified());
+            // Registered before the state is read, so an answer arriving in between still
+            // wakes this waiter.
+            notified.as_mut().enable();
+            {
+                let track = self.lock();
+                if track.unanswered.is_empty() {
+                    return true;
+                }
+                if track.ended {
+                    return false;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Nothing is unanswered and the server last said the session is outside any transaction.
@@ -783,6 +954,114 @@ mod tests {
         tracker.sent(b'Q');
         tracker.received(b'C', Some(b'S'));
         assert!(tracker.abandoned());
+        tracker.received(b'Z', Some(b'I'));
+
+        // A result left part-read is streaming until its command completes.
+        sent_all(&tracker, b"BES");
+        assert!(!tracker.streaming());
+        tracker.received(b'D', Some(0));
+        assert!(tracker.streaming());
+        tracker.received(b'C', Some(b'S'));
+        assert!(!tracker.streaming());
+        tracker.received(b'Z', Some(b'I'));
+        assert!(!tracker.streaming());
+    }
+
+    /// Every request sent has had its `ReadyForQuery`.
+    fn settled(tracker: &Tracker) -> bool {
+        tracker.unanswered_since().is_none()
+    }
+
+    fn sent_all(tracker: &Tracker, tags: &[u8]) {
+        for &tag in tags {
+            tracker.sent(tag);
+        }
+    }
+
+    #[test]
+    fn a_copy_in_counts_as_one_request() {
+        let tracker = Tracker::default();
+        tracker.ready(Some(b'I'));
+
+        // As tokio_postgres does it: Bind, Execute, Sync; then, once the server answered
+        // CopyInResponse, the data, CopyDone and Sync. One ReadyForQuery answers it all.
+        sent_all(&tracker, b"BES");
+        tracker.received(b'2', None);
+        tracker.received(b'G', Some(0));
+        assert!(tracker.abandoned());
+        sent_all(&tracker, b"ddcS");
+        assert!(!settled(&tracker));
+        tracker.received(b'C', Some(b'C'));
+        tracker.received(b'Z', Some(b'I'));
+        assert!(settled(&tracker));
+        assert!(tracker.idle_outside_transaction());
+
+        // The sink dropped mid-copy: CopyFail and Sync, an error, one ReadyForQuery.
+        sent_all(&tracker, b"BES");
+        tracker.received(b'G', Some(0));
+        sent_all(&tracker, b"dfS");
+        tracker.received(b'E', Some(b'S'));
+        tracker.received(b'Z', Some(b'I'));
+        assert!(settled(&tracker));
+
+        // The copy dropped before the server's CopyInResponse arrived: everything was sent
+        // first.
+        sent_all(&tracker, b"BESfS");
+        tracker.received(b'G', Some(0));
+        assert!(!settled(&tracker));
+        tracker.received(b'E', Some(b'S'));
+        tracker.received(b'Z', Some(b'I'));
+        assert!(settled(&tracker));
+
+        // A request pipelined behind a copy keeps its own entry.
+        sent_all(&tracker, b"BESfSQ");
+        tracker.received(b'G', Some(0));
+        tracker.received(b'E', Some(b'S'));
+        tracker.received(b'Z', Some(b'I'));
+        assert!(!settled(&tracker));
+        tracker.received(b'Z', Some(b'I'));
+        assert!(settled(&tracker));
+
+        // A simple-query COPY: answered without any Sync.
+        tracker.sent(b'Q');
+        tracker.received(b'G', Some(0));
+        sent_all(&tracker, b"dc");
+        tracker.received(b'C', Some(b'C'));
+        assert!(!settled(&tracker));
+        tracker.received(b'Z', Some(b'I'));
+        assert!(settled(&tracker));
+        // A later extended request counts as usual.
+        sent_all(&tracker, b"BES");
+        assert!(!settled(&tracker));
+        tracker.received(b'Z', Some(b'I'));
+        assert!(settled(&tracker));
+    }
+
+    #[tokio::test]
+    async fn settle_waits_for_the_last_answer_or_the_end() {
+        let tracker = Arc::new(Tracker::default());
+        tracker.ready(Some(b'I'));
+        assert!(tracker.settle().await);
+        sent_all(&tracker, b"QQ");
+        let waiter = tokio::spawn({
+            let tracker = Arc::clone(&tracker);
+            async move { tracker.settle().await }
+        });
+        tokio::task::yield_now().await;
+        tracker.ready(Some(b'T'));
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        tracker.ready(Some(b'I'));
+        assert!(waiter.await.unwrap());
+
+        tracker.sent(b'Q');
+        let waiter = tokio::spawn({
+            let tracker = Arc::clone(&tracker);
+            async move { tracker.settle().await }
+        });
+        tokio::task::yield_now().await;
+        tracker.end();
+        assert!(!waiter.await.unwrap());
     }
 
     #[test]
