@@ -6,7 +6,9 @@ use std::fmt;
 /// A driver configuration was rejected before any connection was attempted: a malformed URL, a
 /// missing or unreadable environment variable, or a pool setting out of range.
 ///
-/// The message names the setting and the problem; it never contains a password.
+/// The message names the setting and the problem; it never contains a password. A message
+/// about a URL quotes a part of it (a scheme, an option's name) only when that part holds no
+/// piece of a password, found by position whatever the URL's shape, and never the URL itself.
 #[derive(Debug)]
 pub struct InvalidConfig {
     setting: String,
@@ -26,8 +28,9 @@ impl InvalidConfig {
 
     /// Adds the parser's own error as the cause.
     ///
-    /// Only pass errors whose message cannot contain a secret (URL parsers of the supported
-    /// drivers name the part that failed, not the URL).
+    /// Only pass errors whose `Display` and `Debug` cannot contain a secret: `Debug` of an
+    /// `InvalidConfig` shows its cause's. URL parsers' errors often quote what they read (an
+    /// option's name or value), which a malformed URL can fill with a piece of its password.
     pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         self.source = Some(source.into());
         self

@@ -5,14 +5,17 @@ use std::fmt;
 use mysql_async::{Opts, UrlError};
 
 use super::{Error, Manager, Pool};
-use crate::settings::{pool_from_env, redact_url, url_from_env};
+use crate::settings::{
+    check_url, pool_from_env, quoted, redact_url, unless_secret, url_from_env, UrlGrammar,
+};
 use crate::InvalidConfig;
 
 /// Settings of a MySQL (or MariaDB) pool: a connection URL and the pool's own settings.
 ///
 /// The URL is `mysql://user:password@host:port/database?options`, with the options
-/// [`mysql_async::Opts`] knows (`prefer_socket=false`, `stmt_cache_size=64`, ...).
-/// `Debug` hides the password.
+/// [`mysql_async::Opts`] knows (`prefer_socket=false`, `stmt_cache_size=64`, ...). A `/`, `?`
+/// or `#` in the password must be percent-encoded (`%2F`, `%3F`, `%23`). `Debug` hides the
+/// password.
 ///
 /// # Examples
 ///
@@ -110,26 +113,45 @@ impl fmt::Debug for Config {
 }
 
 /// Parses `url`, naming `setting` in the error.
+///
+/// A URL the parser would cut elsewhere than [`redact_url`] is refused first, so no piece of
+/// the password reaches what the [`Manager`]'s `Debug` shows; the messages quote only what
+/// cannot be a password, and keep the parser's error as the cause only when it quotes nothing.
 fn parse(url: &str, setting: &str) -> Result<Opts, InvalidConfig> {
+    check_url(url, setting, UrlGrammar::Whatwg)?;
     Opts::from_url(url).map_err(|e| {
+        let named = |what: &str, name: &str| match quoted(url, name) {
+            Some(name) => format!("{what} {name}"),
+            None => what.to_owned(),
+        };
         let problem = match &e {
-            UrlError::UnsupportedScheme { scheme } => {
-                format!("the scheme `{scheme}` is not supported; expected mysql://")
-            }
+            UrlError::UnsupportedScheme { scheme } => format!(
+                "{} is not supported; expected mysql://",
+                named("the scheme", scheme)
+            ),
             UrlError::Parse(parse) => {
                 format!("is not a URL ({parse}); expected mysql://user:password@host:port/database")
             }
-            UrlError::UnknownParameter { param } => format!("has an unknown option `{param}`"),
+            UrlError::UnknownParameter { param } => named("has an unknown option", param),
             UrlError::InvalidParamValue { param, .. } => {
-                format!("has an invalid value for the option `{param}`")
+                named("has an invalid value for the option", param)
             }
             UrlError::FeatureRequired { feature, param } => format!(
-                "the option `{param}` needs the `{feature}` feature of mysql_async, which is off"
+                "{} needs the `{feature}` feature of mysql_async, which is off",
+                named("the option", param)
             ),
-            other => format!("is not a valid MySQL URL ({other})"),
+            other => unless_secret(
+                url,
+                format!("is not a valid MySQL URL ({other})"),
+                "is not a valid MySQL URL",
+            ),
         };
-        // The parser's messages name options and values, never the user information part.
-        InvalidConfig::new(setting, problem).with_source(e)
+        let invalid = InvalidConfig::new(setting, problem);
+        match e {
+            // A `url::ParseError` is a fixed text; the other errors quote the URL's parts.
+            UrlError::Parse(_) => invalid.with_source(e),
+            _ => invalid,
+        }
     })
 }
 
@@ -162,6 +184,22 @@ mod tests {
 
         let err = Config::from_url("mysql://root:pw@127.0.0.1:notaport/test").unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
+
+        // A generated password holding `/` or `#` would be cut by the URL parser, which would
+        // then read part of it as the port or the database: refused, without echoing it.
+        let err = Config::from_url("mysql://app:12/hunter2@127.0.0.1/test").unwrap_err();
+        assert!(err.problem().contains("percent-encode"), "{err}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        let err = Config::from_url("mysql://root@h/test?hunter2=1").unwrap_err();
+        assert!(
+            err.problem().contains("`hunter2`"),
+            "an option's name is shown: {err}"
+        );
+        let err = Config::from_url("mysql://root:hunter2@h/test?hunter2=1").unwrap_err();
+        assert!(
+            !format!("{err:?}").contains("hunter2"),
+            "unless it is the password: {err:?}"
+        );
     }
 
     #[test]

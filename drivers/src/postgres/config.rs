@@ -10,7 +10,7 @@ use pool_core::BuildError;
 use tokio_postgres::config::Host;
 
 use super::{Error, Manager, Pool};
-use crate::settings::{pool_from_env, url_from_env};
+use crate::settings::{check_url, pool_from_env, quoted, unless_secret, url_from_env, UrlGrammar};
 use crate::InvalidConfig;
 
 /// The `application_name` sessions get when the URL names none, so pooled sessions can be
@@ -274,8 +274,15 @@ impl Config {
                 "must start with postgres:// or postgresql://",
             ));
         }
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, query),
+        // Refuse what tokio_postgres would cut elsewhere than the position-based redaction
+        // does (an `@` in the password, a user name holding `/` or `?`), so that no piece of a
+        // password can come out as a host, a user or a database name in `Debug` or an error.
+        check_url(url, "url", UrlGrammar::TokioPostgres)?;
+        // The query starts at the first `?` after the user information, whose password may
+        // hold a `?` of its own.
+        let host_start = url.find('@').map_or("postgres://".len(), |at| at + 1);
+        let (base, query) = match url[host_start..].find('?') {
+            Some(i) => (&url[..host_start + i], &url[host_start + i + 1..]),
             None => (url, ""),
         };
         let mut ssl_mode = SslMode::default();
@@ -285,7 +292,19 @@ impl Config {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
-                "sslmode" => ssl_mode = percent_decode("sslmode", value)?.parse()?,
+                "sslmode" => {
+                    let value = percent_decode("sslmode", value)?;
+                    ssl_mode = value.parse().map_err(|_| {
+                        let found = quoted(url, &value)
+                            .map_or_else(String::new, |v| format!(", found {v}"));
+                        InvalidConfig::new(
+                            "sslmode",
+                            format!(
+                                "expected disable, prefer, require, verify-ca or verify-full{found}"
+                            ),
+                        )
+                    })?;
+                }
                 "sslrootcert" => {
                     let path = percent_decode("sslrootcert", value)?;
                     #[cfg(feature = "tls")]
@@ -307,10 +326,16 @@ impl Config {
             format!("{base}?{}", kept.join("&"))
         };
         let mut postgres: tokio_postgres::Config = rebuilt.parse().map_err(|e| {
-            // tokio_postgres names the offending option only in the cause, never a value.
+            // tokio_postgres names the offending option in the cause, which is shown unless
+            // it holds a piece of the password (an option's name cut out of a mistyped URL).
             let cause =
                 std::error::Error::source(&e).map_or_else(String::new, |c| format!(": {c}"));
-            InvalidConfig::new("url", format!("is not a valid PostgreSQL URL{cause}"))
+            let problem = unless_secret(
+                url,
+                format!("is not a valid PostgreSQL URL{cause}"),
+                "is not a valid PostgreSQL URL",
+            );
+            InvalidConfig::new("url", problem)
         })?;
         if postgres.get_hosts().is_empty() && postgres.get_hostaddrs().is_empty() {
             return Err(InvalidConfig::new(
@@ -541,6 +566,22 @@ mod tests {
         assert!(problem("postgres://h/db").contains("no user"));
         assert!(problem("postgres://u@h/db?sslmode=sometimes").contains("sometimes"));
         assert!(!problem("postgres://u:hunter2@h:x/db").contains("hunter2"));
+    }
+
+    #[test]
+    fn passwords_holding_delimiters() {
+        // tokio_postgres reads up to the first `@`, so `/`, `?` and `#` may stay unencoded...
+        let config = Config::from_url("postgres://app:a/b?c#d@h/db?sslmode=disable").unwrap();
+        assert_eq!(config.postgres.get_password(), Some(&b"a/b?c#d"[..]));
+        assert_eq!(config.postgres.get_hosts().len(), 1);
+        assert_eq!(config.ssl_mode, SslMode::Disable);
+        // ...but a second `@` would make the rest of the password the host: refused.
+        let err = Config::from_url("postgres://app:hunter@2@h/db").unwrap_err();
+        assert!(err.problem().contains("more than one `@`"), "{err}");
+        assert!(!format!("{err:?}").contains("2@h"), "{err:?}");
+        // So is a password parameter where tokio_postgres would read it as the database.
+        let err = Config::from_url("postgres://app@h/db&password=hunter2").unwrap_err();
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
     }
 
     #[cfg(not(feature = "tls"))]

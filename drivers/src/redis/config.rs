@@ -6,13 +6,17 @@ use std::time::Duration;
 use ::redis::{ConnectionInfo, IntoConnectionInfo};
 
 use super::{Error, Manager, Pool};
-use crate::settings::{pool_from_env, redact_url, url_from_env};
+use crate::settings::{
+    check_url, pool_from_env, quoted, redact_url, unless_secret, url_from_env, UrlGrammar,
+};
 use crate::InvalidConfig;
 
 /// Settings of a Redis pool: a connection URL, a reply timeout and the pool's own settings.
 ///
 /// The URL is `redis://[[user]:password@]host[:port][/db][?protocol=resp3]` (or
-/// `redis+unix:///path/to/socket?db=1&pass=...`). `Debug` hides the password.
+/// `redis+unix:///path/to/socket?db=1&pass=...`). A `/`, `?`, `#` in the password, or an `@` in
+/// the query, must be percent-encoded (`%2F`, `%3F`, `%23`, `%40`). `Debug` hides the
+/// password.
 ///
 /// # Examples
 ///
@@ -132,6 +136,10 @@ const SCHEMES: [&str; 7] = [
 ];
 
 /// Parses `url`, naming `setting` in the error.
+///
+/// A URL the parser would cut elsewhere than [`redact_url`] is refused first, so no piece of
+/// the password reaches what the [`Manager`]'s `Debug` shows. The driver's error is not kept
+/// as the cause: its detail can quote a value of the URL.
 pub(super) fn parse(url: &str, setting: &str) -> Result<ConnectionInfo, InvalidConfig> {
     let Some((scheme, _)) = url.split_once("://") else {
         return Err(InvalidConfig::new(
@@ -140,22 +148,33 @@ pub(super) fn parse(url: &str, setting: &str) -> Result<ConnectionInfo, InvalidC
         ));
     };
     if !SCHEMES.contains(&scheme) {
-        return Err(InvalidConfig::new(
-            setting,
-            format!("the scheme `{scheme}` is not supported; expected redis://"),
-        ));
+        // Whatever comes before `://` is quoted only if it is a scheme: after a mistyped
+        // start, it may be a user name and password.
+        let problem = match crate::settings::scheme(url).filter(|s| *s == scheme) {
+            Some(scheme) => match quoted(url, scheme) {
+                Some(scheme) => format!("the scheme {scheme} is not supported; expected redis://"),
+                None => "its scheme is not supported; expected redis://".to_owned(),
+            },
+            None => "does not start with a scheme; expected redis://".to_owned(),
+        };
+        return Err(InvalidConfig::new(setting, problem));
     }
+    check_url(url, setting, UrlGrammar::Whatwg)?;
     url.into_connection_info().map_err(|e| {
         // The driver's messages are fixed texts ("Invalid database number", ...) followed by
-        // the error kind; keep the text, which never quotes the URL.
+        // the error kind and a detail that may quote the URL; keep the text.
         let text = e.to_string();
         let text = text.split(" - ").next().unwrap_or_default();
         let problem = if text == "Redis URL did not parse" {
             "is not a valid URL (check the host and port)".to_owned()
         } else {
-            format!("is not a valid Redis URL: {text}")
+            unless_secret(
+                url,
+                format!("is not a valid Redis URL: {text}"),
+                "is not a valid Redis URL",
+            )
         };
-        InvalidConfig::new(setting, problem).with_source(e)
+        InvalidConfig::new(setting, problem)
     })
 }
 
@@ -191,6 +210,22 @@ mod tests {
         let err = Config::from_url("redis://:pw@127.0.0.1:99999/0").unwrap_err();
         assert!(err.problem().contains("not a valid URL"), "{err}");
         assert!(!err.to_string().contains("pw"), "{err}");
+
+        // What stands before `://` is quoted only when it is a scheme.
+        let err = Config::from_url("r/app:hunter2@redis://127.0.0.1").unwrap_err();
+        assert!(
+            err.problem().contains("does not start with a scheme"),
+            "{err}"
+        );
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        // A password with `#` would leave `hunter2@...` as the fragment: refused.
+        let err = Config::from_url("redis://:12#hunter2@127.0.0.1/0").unwrap_err();
+        assert!(err.problem().contains("percent-encode"), "{err}");
+        let config = Config::from_url("redis://:12%23hunter2@127.0.0.1/0").unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let config = Config::from_url("redis+unix:///tmp/r.sock?db=1&pass=hunter2").unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!format!("{:?}", config.manager().unwrap()).contains("hunter2"));
     }
 
     #[test]

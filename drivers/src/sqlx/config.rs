@@ -5,14 +5,16 @@ use std::marker::PhantomData;
 use std::str::FromStr;
 
 use super::{Manager, Pool, SqlxConnection};
-use crate::settings::{pool_from_env, redact_url, url_from_env};
+use crate::settings::{
+    check_url, pool_from_env, quoted, redact_url, unless_secret, url_from_env, UrlGrammar,
+};
 use crate::InvalidConfig;
 
 /// Settings of a pool of sqlx connections of type `C`: the URL sqlx parses, and the pool
 /// settings.
 ///
 /// Usually named through a database's alias, e.g. `pool_drivers::sqlx::postgres::Config`.
-/// `Debug` hides the URL's password.
+/// `Debug` hides the URL's password (and any parameter named like a password).
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(bound = ""))]
 pub struct Config<C: SqlxConnection> {
@@ -86,28 +88,58 @@ impl<C: SqlxConnection> Config<C> {
     }
 
     fn options(&self) -> Result<C::Options, InvalidConfig> {
+        let url = self.url.as_str();
         let scheme_ok = C::SCHEMES.iter().any(|s| {
-            self.url
-                .get(..s.len())
+            url.get(..s.len())
                 .is_some_and(|start| start.eq_ignore_ascii_case(s))
         });
         if !scheme_ok {
-            let found = self.url.split_once(':').map_or("no scheme", |(s, _)| s);
+            // Only a scheme is quoted: before a mistyped `://` may stand a user and password.
+            let found = crate::settings::scheme(url)
+                .and_then(|scheme| quoted(url, scheme))
+                .unwrap_or_else(|| "no scheme".to_owned());
             return Err(InvalidConfig::new(
                 "url",
                 format!(
-                    "expected a {} URL starting with {}, found {found:?}",
+                    "expected a {} URL starting with {}, found {found}",
                     C::NAME,
                     C::SCHEMES.join(" or ")
                 ),
             ));
         }
-        // sqlx's parse errors name the part that failed (a port, an option), not the URL, so
-        // they carry no password.
-        <C::Options as FromStr>::from_str(&self.url).map_err(|e| {
+        // SQLite's URL is a file name, which may hold an `@`; the others are read by the `url`
+        // crate, which must cut them where `redact_url` does.
+        let network = C::SCHEMES.iter().all(|s| s.ends_with("://"));
+        if network {
+            check_url(url, "url", UrlGrammar::Whatwg)?;
+        }
+        // Of the parameters named like a password, sqlx reads only PostgreSQL's `password`;
+        // it ignores the others, and sqlx-postgres logs each parameter it does not know with
+        // its value. Refuse them before they get there.
+        let reads_password = C::SCHEMES.contains(&"postgres://");
+        let stray = crate::settings::secret_parameters(url)
+            .any(|name| !(reads_password && name == "password"));
+        if stray {
+            let instead = if reads_password {
+                "spell it `password`, or put the password in the user information"
+            } else {
+                "put the password in the user information"
+            };
+            return Err(InvalidConfig::new(
+                "url",
+                format!(
+                    "has a parameter named like a password that sqlx does not read for {}; {instead}",
+                    C::NAME
+                ),
+            ));
+        }
+        // sqlx's parse errors usually name the part that failed (a port, an option), but may
+        // quote a value; such a message is replaced.
+        <C::Options as FromStr>::from_str(url).map_err(|e| {
+            let fallback = format!("is not a valid {} URL", C::NAME);
             InvalidConfig::new(
                 "url",
-                format!("is not a valid {} URL: {}", C::NAME, inner_message(&e)),
+                unless_secret(url, format!("{fallback}: {}", inner_message(&e)), &fallback),
             )
         })
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::{BoxError, Error, Manager, Pool};
-use crate::settings::{parse_duration, pool_from_env, url_from_env};
+use crate::settings::{parse_duration, pool_from_env, quoted, scheme, url_from_env};
 use crate::InvalidConfig;
 
 /// A boxed future that may borrow the stream, as the hooks return.
@@ -122,9 +122,19 @@ impl Config {
     /// value.
     pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
         let bad = |problem: String| InvalidConfig::new("url", problem);
-        let rest = url
-            .strip_prefix("tcp://")
-            .ok_or_else(|| bad(format!("expected tcp://host:port, found {url:?}")))?;
+        // The messages quote a part of the URL only where `quoted` finds no password in it:
+        // a mistyped URL may carry one anywhere.
+        let found =
+            |text: &str| quoted(url, text).map_or_else(String::new, |q| format!(", found {q}"));
+        let rest = url.strip_prefix("tcp://").ok_or_else(|| {
+            let scheme = scheme(url)
+                .filter(|s| *s != "tcp")
+                .and_then(|s| quoted(url, s));
+            bad(match scheme {
+                Some(scheme) => format!("expected tcp://host:port, found the scheme {scheme}"),
+                None => "expected tcp://host:port".to_owned(),
+            })
+        })?;
         let (authority, query) = match rest.split_once('?') {
             Some((a, q)) => (a, Some(q)),
             None => (rest, None),
@@ -137,7 +147,7 @@ impl Config {
         if authority.contains('@') {
             return Err(bad("a tcp:// URL has no user name or password".into()));
         }
-        let (host, port) = split_host_port(authority).map_err(bad)?;
+        let (host, port) = split_host_port(authority, &found).map_err(bad)?;
         let mut config = Config::new(host, port);
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             if pair.is_empty() {
@@ -148,7 +158,7 @@ impl Config {
                 "connect_timeout" => {
                     config.connect_timeout = parse_duration(value)
                         .filter(|d| !d.is_zero())
-                        .ok_or_else(|| bad(duration_problem(key, value)))?;
+                        .ok_or_else(|| bad(duration_problem(key, &found(value))))?;
                 }
                 "keepalive" => {
                     config.keepalive = if matches!(value, "none" | "off" | "false") {
@@ -157,7 +167,7 @@ impl Config {
                         Some(
                             parse_duration(value)
                                 .filter(|d| !d.is_zero())
-                                .ok_or_else(|| bad(duration_problem(key, value)))?,
+                                .ok_or_else(|| bad(duration_problem(key, &found(value))))?,
                         )
                     };
                 }
@@ -167,15 +177,17 @@ impl Config {
                         "false" | "0" | "off" => false,
                         _ => {
                             return Err(bad(format!(
-                                "`nodelay` must be true or false, found {value:?}"
+                                "`nodelay` must be true or false{}",
+                                found(value)
                             )))
                         }
                     };
                 }
                 _ => {
+                    let name = quoted(url, key).map_or_else(String::new, |k| format!(" {k}"));
                     return Err(bad(format!(
-                        "unknown parameter `{key}` (known: connect_timeout, nodelay, keepalive)"
-                    )))
+                        "unknown parameter{name} (known: connect_timeout, nodelay, keepalive)"
+                    )));
                 }
             }
         }
@@ -291,8 +303,11 @@ impl Config {
     }
 }
 
-/// Splits `host:port`, with an IPv6 host in brackets.
-fn split_host_port(authority: &str) -> Result<(String, u16), String> {
+/// Splits `host:port`, with an IPv6 host in brackets. `found` quotes a bad port, if it may.
+fn split_host_port(
+    authority: &str,
+    found: &dyn Fn(&str) -> String,
+) -> Result<(String, u16), String> {
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
@@ -315,7 +330,8 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
     let port = match port.parse::<u16>() {
         Ok(0) | Err(_) => {
             return Err(format!(
-                "the port must be a number from 1 to 65535, found {port:?}"
+                "the port must be a number from 1 to 65535{}",
+                found(port)
             ))
         }
         Ok(port) => port,
@@ -323,8 +339,9 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-fn duration_problem(key: &str, value: &str) -> String {
-    format!("`{key}` must be a duration such as 250ms, 2s or 5m, found {value:?}")
+/// `found` is empty, or `, found` and the value quoted.
+fn duration_problem(key: &str, found: &str) -> String {
+    format!("`{key}` must be a duration such as 250ms, 2s or 5m{found}")
 }
 
 #[cfg(test)]
@@ -351,7 +368,13 @@ mod tests {
     #[test]
     fn bad_urls_name_the_problem() {
         let cases = [
-            ("http://127.0.0.1:80", "expected tcp://host:port"),
+            (
+                "http://127.0.0.1:80",
+                "expected tcp://host:port, found the scheme `http`",
+            ),
+            ("tcp:/u:secret@h:80", "expected tcp://host:port"),
+            ("tcp://u:12/secret@h:80", "no path"),
+            ("tcp://h:80?token=secret", "unknown parameter `token`"),
             ("tcp://127.0.0.1", "port is missing"),
             ("tcp://127.0.0.1:", "port must be a number"),
             ("tcp://127.0.0.1:0", "port must be a number"),
@@ -383,7 +406,7 @@ mod tests {
                 "{url}: {:?} does not mention {expected:?}",
                 err.problem()
             );
-            assert!(!err.to_string().contains("secret"), "{url}: {err}");
+            assert!(!format!("{err:?}").contains("secret"), "{url}: {err:?}");
         }
     }
 

@@ -9,7 +9,8 @@ use crate::settings::{pool_from_env, redact_url, url_from_env};
 use crate::InvalidConfig;
 
 /// Settings of a Redis Cluster pool: the URLs of some of its nodes (the others are found
-/// from them), a reply timeout and the pool's own settings. `Debug` hides the passwords.
+/// from them), a reply timeout and the pool's own settings. `Debug` hides the passwords. In a
+/// comma-separated list, a `,` in a password must be written `%2C`.
 ///
 /// # Examples
 ///
