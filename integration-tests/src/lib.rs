@@ -2,27 +2,37 @@
 //!
 //! Every test finds its server through [`server`]: the URL in an environment variable
 //! (`POSTGRES_URL`, `MYSQL_URL`, `REDIS_URL`, `POSTGRES_REPLICA_URL`); else a throw-away
-//! container when a Docker engine answers; else the test is skipped with a loud line saying
-//! what is missing. With `CI` set, a missing server fails the test instead.
+//! container started by testcontainers when a Docker engine answers; else the test is skipped
+//! ([`skip`]): a line on the terminal as it happens, and a summary of every skip when its test
+//! binary ends. With `CI` set, a missing server fails the test instead.
 
 mod docker;
 pub mod faults;
 pub mod invariants;
 pub mod proxy;
+mod skips;
 
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-use testcontainers::core::WaitFor;
+use testcontainers::core::wait::LogWaitStrategy;
+use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
+
+pub use skips::skip;
 
 /// A server the tests know how to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// PostgreSQL, the primary.
     Postgres,
-    /// A PostgreSQL streaming replica of [`Kind::Postgres`]. Only found by URL: a container
-    /// would not replicate from the primary the other tests use.
+    /// A PostgreSQL streaming replica of [`Kind::Postgres`]. Found by URL when
+    /// `POSTGRES_REPLICA_URL` is set. Otherwise, when the primary is a container too, a container
+    /// that streams from the primary container the same test started last (on its thread), or
+    /// from one of its own when there is none.
     PostgresReplica,
     /// MySQL or MariaDB.
     Mysql,
@@ -38,37 +48,6 @@ impl Kind {
             Kind::PostgresReplica => "POSTGRES_REPLICA_URL",
             Kind::Mysql => "MYSQL_URL",
             Kind::Redis => "REDIS_URL",
-        }
-    }
-
-    fn image(self) -> Option<(GenericImage, u16, &'static str, WaitFor)> {
-        let ready = |message, times| {
-            WaitFor::log(
-                testcontainers::core::wait::LogWaitStrategy::stderr(message).with_times(times),
-            )
-        };
-        match self {
-            // The entrypoint starts a temporary server for initialisation first, so the second
-            // "ready" line is the real one.
-            Kind::Postgres => Some((
-                GenericImage::new("postgres", "15"),
-                5432,
-                "postgres://postgres@{host}:{port}/test",
-                ready("database system is ready to accept connections", 2),
-            )),
-            Kind::Mysql => Some((
-                GenericImage::new("mariadb", "10.11"),
-                3306,
-                "mysql://root@{host}:{port}/test",
-                ready("port: 3306", 1),
-            )),
-            Kind::Redis => Some((
-                GenericImage::new("redis", "7"),
-                6379,
-                "redis://{host}:{port}/",
-                WaitFor::message_on_stdout("Ready to accept connections"),
-            )),
-            Kind::PostgresReplica => None,
         }
     }
 }
@@ -88,7 +67,8 @@ impl fmt::Display for Kind {
 /// when it is dropped.
 pub struct Server {
     url: String,
-    _container: Option<ContainerAsync<GenericImage>>,
+    /// Its own container first, then the primary a replica streams from.
+    _containers: Vec<Arc<Container>>,
 }
 
 impl Server {
@@ -97,6 +77,8 @@ impl Server {
         &self.url
     }
 }
+
+type Container = ContainerAsync<GenericImage>;
 
 /// Finds a server of `kind`, or says loudly why the calling test is skipped.
 ///
@@ -110,42 +92,178 @@ pub async fn server(kind: Kind) -> Option<Server> {
         check_loopback(kind, &url);
         return Some(Server {
             url,
-            _container: None,
+            _containers: Vec::new(),
         });
     }
-    if let Some((image, port, url, ready)) = kind.image() {
-        if docker::answers().await {
-            let container = image
-                .with_wait_for(ready)
-                .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
-                .with_env_var("POSTGRES_DB", "test")
-                .with_env_var("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "1")
-                .with_env_var("MARIADB_DATABASE", "test")
-                .start()
-                .await
-                .unwrap_or_else(|e| panic!("could not start a {kind} container: {e}"));
-            let host_port = container
-                .get_host_port_ipv4(port)
-                .await
-                .unwrap_or_else(|e| panic!("the {kind} container exposes no port: {e}"));
-            let url = url
-                .replace("{host}", "127.0.0.1")
-                .replace("{port}", &host_port.to_string());
-            return Some(Server {
-                url,
-                _container: Some(container),
-            });
+    let why = if kind == Kind::PostgresReplica && std::env::var_os("POSTGRES_URL").is_some() {
+        "POSTGRES_URL is set, and a replica container can only stream from a primary container"
+            .to_owned()
+    } else {
+        match docker::usable().await {
+            Ok(()) => return Some(container(kind).await),
+            Err(why) => why,
         }
-    }
+    };
     let missing = format!(
-        "no {kind}: set {} (see the README) or start a Docker engine",
+        "no {kind}: set {} (see the README), or let testcontainers start one: {why}",
         kind.variable()
     );
     if std::env::var_os("CI").is_some() {
         panic!("{missing}; CI is set, so this is a failure");
     }
-    eprintln!("\n!!!!! SKIPPED: {missing} !!!!!\n");
+    skip(&missing);
     None
+}
+
+/// The port a primary container also publishes for a replica started later (which shares its
+/// network namespace, so the two talk over the container's loopback).
+const REPLICA_PORT: u16 = 5433;
+
+thread_local! {
+    /// The primary container the test on this thread started last, for a replica to stream from.
+    static PRIMARY: RefCell<Weak<Container>> = const { RefCell::new(Weak::new()) };
+}
+
+/// Starts a container of `kind` with the official image and waits until it serves.
+///
+/// The images are the official ones (`postgres:15`, `mariadb:10.11`, `redis:7`); CI builds
+/// local stand-ins with the same names (`.ci/images/build`). Readiness is the line each server
+/// logs once it accepts connections on its port; the PostgreSQL and MariaDB entrypoints first run
+/// a server for initialisation, whose line goes to standard output (PostgreSQL) or names port 0
+/// (MariaDB), so it is not taken for the real one.
+///
+/// # Panics
+///
+/// When the container does not start or does not become ready within two minutes.
+async fn container(kind: Kind) -> Server {
+    let (container, url) = match kind {
+        Kind::Postgres => {
+            let primary = start(
+                kind,
+                GenericImage::new("postgres", "15")
+                    .with_exposed_port(REPLICA_PORT.tcp())
+                    .with_wait_for(on_stderr("database system is ready to accept connections"))
+                    .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+                    .with_env_var("POSTGRES_DB", "test")
+                    // A throw-away server: nothing is worth an fsync.
+                    .with_env_var("POSTGRES_INITDB_ARGS", "--no-sync")
+                    .with_cmd(["postgres", "-c", "fsync=off"]),
+            )
+            .await;
+            PRIMARY.with(|p| *p.borrow_mut() = Arc::downgrade(&primary));
+            let url = local_url("postgres://postgres@{}/test", kind, &primary, 5432).await;
+            (primary, url)
+        }
+        Kind::PostgresReplica => return replica().await,
+        Kind::Mysql => {
+            let container = start(
+                kind,
+                GenericImage::new("mariadb", "10.11")
+                    .with_wait_for(on_stderr("port: 3306"))
+                    .with_env_var("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "1")
+                    .with_env_var("MARIADB_DATABASE", "test"),
+            )
+            .await;
+            // Without `prefer_socket=false`, mysql_async would leave the loopback address for
+            // the Unix socket the server names, which on a machine with a MariaDB of its own is
+            // that server's, not the container's.
+            let url = local_url(
+                "mysql://root@{}/test?prefer_socket=false",
+                kind,
+                &container,
+                3306,
+            )
+            .await;
+            (container, url)
+        }
+        Kind::Redis => {
+            let container = start(
+                kind,
+                GenericImage::new("redis", "7")
+                    .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+                    .with_cmd(["redis-server", "--save", "", "--appendonly", "no"]),
+            )
+            .await;
+            let url = local_url("redis://{}/", kind, &container, 6379).await;
+            (container, url)
+        }
+    };
+    Server {
+        url,
+        _containers: vec![container],
+    }
+}
+
+/// A replica container streaming from the primary container this test started (or from a new
+/// one): cloned with `pg_basebackup -R` inside the primary's network namespace, where it
+/// listens on [`REPLICA_PORT`], which the primary publishes.
+async fn replica() -> Server {
+    let primary = match PRIMARY.with(|p| p.borrow().upgrade()) {
+        Some(primary) => primary,
+        None => Box::pin(container(Kind::Postgres))
+            .await
+            ._containers
+            .remove(0),
+    };
+    let namespace = format!("container:{}", primary.id());
+    let replica = start(
+        Kind::PostgresReplica,
+        GenericImage::new("postgres", "15")
+            .with_wait_for(on_stderr(
+                "database system is ready to accept read-only connections",
+            ))
+            .with_wait_for(on_stderr("started streaming WAL from primary"))
+            .with_user("postgres")
+            .with_env_var("PGDATA", "/var/lib/postgresql/data/replica")
+            .with_cmd([
+                "bash".to_owned(),
+                "-c".to_owned(),
+                format!(
+                    "pg_basebackup -h 127.0.0.1 -p 5432 -U postgres -D \"$PGDATA\" -R -X stream \
+                     && exec postgres -p {REPLICA_PORT} -c fsync=off"
+                ),
+            ])
+            .with_host_config_modifier(move |host| {
+                host.network_mode = Some(namespace.clone());
+                host.publish_all_ports = Some(false);
+                host.port_bindings = None;
+            }),
+    )
+    .await;
+    let url = local_url(
+        "postgres://postgres@{}/test",
+        Kind::PostgresReplica,
+        &primary,
+        REPLICA_PORT,
+    )
+    .await;
+    Server {
+        url,
+        _containers: vec![replica, primary],
+    }
+}
+
+fn on_stderr(message: &str) -> WaitFor {
+    WaitFor::log(LogWaitStrategy::stderr(message))
+}
+
+async fn start(kind: Kind, image: impl Into<ContainerRequest<GenericImage>>) -> Arc<Container> {
+    let request: ContainerRequest<GenericImage> = image.into();
+    let container = request
+        .with_startup_timeout(Duration::from_secs(120))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("could not start a container for {kind}: {e}"));
+    Arc::new(container)
+}
+
+/// `template` with `{}` replaced by the loopback address where `container` publishes `port`.
+async fn local_url(template: &str, kind: Kind, container: &Container, port: u16) -> String {
+    let host_port = container
+        .get_host_port_ipv4(port)
+        .await
+        .unwrap_or_else(|e| panic!("the container for {kind} publishes no port {port}: {e}"));
+    template.replace("{}", &format!("127.0.0.1:{host_port}"))
 }
 
 /// Tests only ever talk to this machine.

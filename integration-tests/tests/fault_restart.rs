@@ -34,7 +34,7 @@ async fn restartable(kind: Kind) -> Option<Server> {
             std::env::var_os("CI").is_none(),
             "{why}; CI is set, so this is a failure"
         );
-        eprintln!("\n!!!!! SKIPPED: {why} !!!!!\n");
+        integration_tests::skip(&why);
         return None;
     }
     Some(server)
@@ -227,7 +227,7 @@ async fn connection_limit_below_max_size_mysql() {
     // Everybody connected now, the guard's own session and two for the pool; the server takes
     // no less than 10, so sessions held by the test make up the difference.
     let wanted = connected.unwrap().1 + 1 + 2;
-    let _limit = MysqlGlobal::set("max_connections", &wanted.max(10).to_string()).await;
+    let _limit = MysqlGlobal::set(&tenant, "max_connections", &wanted.max(10).to_string()).await;
     for _ in wanted..10 {
         fillers.push(Conn::from_url(server.url()).await.unwrap());
     }
@@ -305,7 +305,7 @@ async fn server_idle_timeout_mysql() {
     };
     let _serial = serial().await;
     let tenant = Tenant::create(Kind::Mysql, &server, "idle").await;
-    let _timeout = MysqlGlobal::set("wait_timeout", "1").await;
+    let _timeout = MysqlGlobal::set(&tenant, "wait_timeout", "1").await;
     fault_shared::server_idle_timeout::<Mysql>(&tenant).await;
 }
 

@@ -48,7 +48,7 @@ async fn reads_fall_back_while_the_replica_is_stopped_and_return_after_it_restar
     let Ok(cluster) = std::env::var("POSTGRES_REPLICA_CLUSTER") else {
         let missing = "POSTGRES_REPLICA_CLUSTER is not set, so the replica cannot be restarted";
         assert!(std::env::var_os("CI").is_none(), "{missing}");
-        eprintln!("\n!!!!! SKIPPED: {missing} !!!!!\n");
+        integration_tests::skip(missing);
         return;
     };
     let mut config = DatabaseConfig::from_urls(primary.url(), &[replica.url()], None).unwrap();

@@ -74,7 +74,7 @@ async fn start() -> Option<Cluster> {
         if std::env::var_os("CI").is_some() {
             panic!("{missing}; CI is set, so this is a failure");
         }
-        eprintln!("\n!!!!! SKIPPED: {missing} !!!!!\n");
+        integration_tests::skip(missing);
         return None;
     }
     let dir = std::env::temp_dir().join(unique_name("pool_redis_cluster"));

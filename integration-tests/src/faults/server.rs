@@ -336,13 +336,8 @@ impl RedisConfig {
     ///
     /// When the server refuses.
     pub fn set(tenant: &Tenant, key: &str, value: &str) -> RedisConfig {
-        let url = std::env::var(Kind::Redis.variable()).unwrap_or_default();
-        let endpoint = Endpoint::parse(Kind::Redis, &url);
-        assert_eq!(
-            endpoint.addr,
-            tenant.server_addr(),
-            "the tenant's own server"
-        );
+        // The tenant's own server: not always the one `REDIS_URL` names (a container).
+        let endpoint = Endpoint::parse(Kind::Redis, &tenant.admin_url);
         let mut resp = Resp::new(endpoint.addr, endpoint.password);
         let old = match resp.call(&["CONFIG", "GET", key]) {
             Ok(Reply::Array(Some(pair))) if pair.len() == 2 => {
@@ -416,13 +411,14 @@ pub struct MysqlGlobal {
 }
 
 impl MysqlGlobal {
-    /// Sets the global variable `name` to `value`.
+    /// Sets the global variable `name` to `value` on the server of `tenant` (a MySQL tenant).
     ///
     /// # Panics
     ///
     /// When the server refuses.
-    pub async fn set(name: &str, value: &str) -> MysqlGlobal {
-        let url = std::env::var(Kind::Mysql.variable()).expect("a MySQL server");
+    pub async fn set(tenant: &Tenant, name: &str, value: &str) -> MysqlGlobal {
+        // The tenant's own server: not always the one `MYSQL_URL` names (a container).
+        let url = tenant.admin_url.clone();
         let (changed_tx, changed_rx) = tokio::sync::oneshot::channel();
         let (restore, restore_rx) = std::sync::mpsc::channel::<()>();
         let (var, value) = (name.to_owned(), value.to_owned());
@@ -547,7 +543,9 @@ impl PgRoleSetting {
     ///
     /// When the server refuses.
     pub async fn set(tenant: &Tenant, name: &str, value: &str) -> PgRoleSetting {
-        let url = std::env::var(Kind::Postgres.variable()).expect("a PostgreSQL server");
+        // The tenant's own server, which is not the one named by `POSTGRES_URL` when the test
+        // runs against a container.
+        let url = tenant.admin_url.clone();
         let role = tenant.name().to_owned();
         bounded("setting a role setting", async {
             pg_admin(&url)
