@@ -177,7 +177,7 @@ pub(crate) async fn acquire<M: Manager>(
                     shared.lock().stats.record_waited(request.priority, waited);
                 }
                 shared.health.served();
-                if policy.track_leaks {
+                if policy.track_holders {
                     shared.watch_leak(live.meta.id, request.caller, shared.now());
                 }
                 return Ok(PooledConnection::new(live, Arc::clone(shared)));

@@ -37,7 +37,9 @@ pub(crate) struct Policy {
     pub(crate) skip_check_within: Nanos,
     /// `u64::MAX` for none.
     pub(crate) max_lifetime: Nanos,
-    pub(crate) track_leaks: bool,
+    /// Whether each checkout's holder is recorded (for leak reports and self-deadlock
+    /// detection).
+    pub(crate) track_holders: bool,
 }
 
 pub(crate) struct State<M: Manager> {
@@ -50,7 +52,7 @@ pub(crate) struct State<M: Manager> {
     /// Queued callers, in the order they are served.
     pub(crate) queue: Queue<M>,
     /// When the background task wakes next on its own; `None` while it is awake (or not
-    /// running), and then it looks at `next_deadline` before it sleeps again.
+    /// running), and then it looks at the queue's next deadline before it sleeps again.
     pub(crate) sleeping_until: Option<Instant>,
     pub(crate) closed: bool,
     /// Bumped by `signal_recovery`: connections of an older generation are closed when seen.
@@ -146,7 +148,7 @@ impl Policy {
             check_on_checkout: c.check_on_checkout,
             skip_check_within: nanos(c.skip_check_within),
             max_lifetime: c.max_lifetime.map_or(u64::MAX, nanos),
-            track_leaks: c.leak_threshold.is_some() || c.self_deadlock != SelfDeadlock::Ignore,
+            track_holders: c.leak_threshold.is_some() || c.self_deadlock != SelfDeadlock::Ignore,
         }
     }
 }
@@ -265,7 +267,7 @@ impl<M: Manager> State<M> {
     /// Where the task `me` checked out a connection of this pool it still holds, if it holds one
     /// and asking for another can never be served: no connection is idle or being opened, the
     /// pool is full, and every connection is held by a task that is itself queued here.
-    /// Needs every checkout tracked (`Policy::track_leaks`).
+    /// Needs every checkout tracked (`Policy::track_holders`).
     pub(crate) fn self_deadlock(&self, me: tokio::task::Id) -> Option<&'static Location<'static>> {
         let held_at = self.leaks.values().find(|h| h.task == Some(me))?.caller;
         let stuck = self.idle.is_empty()
