@@ -567,7 +567,9 @@ async fn a_dropped_query_that_does_not_drain_in_time_closes_its_connection() {
 }
 
 /// A result dropped while its rows were streaming in is not drained on the next caller's time:
-/// the connection is closed on return and its query cancelled.
+/// the connection is closed and its query cancelled. On return, if rows had arrived; on a
+/// loaded machine none may have come within the 300 ms, and then the drain bound ends it as a
+/// failed reset instead.
 #[tokio::test]
 async fn a_result_dropped_while_its_rows_stream_in_closes_its_connection() {
     let Some(server) = server(Kind::Postgres).await else {
@@ -587,8 +589,13 @@ async fn a_result_dropped_while_its_rows_stream_in_closes_its_connection() {
             .is_err());
         pid
     };
-    assert_eq!(pool.stats().closes.get(CloseReason::Broken), 1);
     assert_ne!(pid(&pool).await, old_pid);
+    let closes = pool.stats().closes;
+    assert_eq!(
+        closes.get(CloseReason::Broken) + closes.get(CloseReason::ResetFailed),
+        1,
+        "{closes:?}"
+    );
     wait_until_gone(&admin, old_pid).await;
 }
 
