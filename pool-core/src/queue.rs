@@ -402,14 +402,13 @@ impl<M: Manager> Queue<M> {
     }
 
     /// Times out every caller whose deadline is `now` or earlier and works out the next
-    /// deadline. Returns how many timed out, and whether one of them had been woken (someone
-    /// else must go instead).
-    pub(crate) fn expire(&mut self, now: Instant) -> (usize, bool) {
+    /// deadline. Returns whether one of them had been woken (someone else must go instead).
+    pub(crate) fn expire(&mut self, now: Instant) -> bool {
         if self.next_deadline.is_none_or(|at| at > now) {
-            return (0, false);
+            return false;
         }
         let mut next: Option<Instant> = None;
-        let (mut expired, mut was_woken) = (0, false);
+        let mut was_woken = false;
         for index in 0..self.slots.len() {
             let slot = &self.slots[index];
             let (Stand::Waiting { woken }, Some(deadline)) = (&slot.stand, slot.deadline) else {
@@ -417,31 +416,29 @@ impl<M: Manager> Queue<M> {
             };
             if deadline <= now {
                 was_woken |= *woken;
-                let key = Key {
-                    index: index as u32,
-                    generation: slot.generation,
-                };
-                self.settle(key, Grant::TimedOut);
-                expired += 1;
+                self.settle(self.key_of(index), Grant::TimedOut);
             } else {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
         }
         self.next_deadline = next;
-        (expired, was_woken)
+        was_woken
     }
 
     /// Settles every waiting caller's wait with what `grant` makes.
     pub(crate) fn settle_all(&mut self, mut grant: impl FnMut() -> Grant<M>) {
         for index in 0..self.slots.len() {
-            let slot = &self.slots[index];
-            if let Stand::Waiting { .. } = slot.stand {
-                let key = Key {
-                    index: index as u32,
-                    generation: slot.generation,
-                };
-                self.settle(key, grant());
+            if let Stand::Waiting { .. } = self.slots[index].stand {
+                self.settle(self.key_of(index), grant());
             }
+        }
+    }
+
+    /// The key of whoever holds the slot at `index` now.
+    fn key_of(&self, index: usize) -> Key {
+        Key {
+            index: index as u32,
+            generation: self.slots[index].generation,
         }
     }
 

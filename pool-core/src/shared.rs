@@ -258,8 +258,7 @@ impl<M: Manager> State<M> {
 
     /// Times out every queued caller whose deadline is `now` or earlier.
     pub(crate) fn expire_waiters(&mut self, now: Instant) {
-        let (_, was_woken) = self.queue.expire(now);
-        if was_woken {
+        if self.queue.expire(now) {
             self.send_for_idle();
         }
     }
