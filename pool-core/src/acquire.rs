@@ -18,6 +18,7 @@ use crate::manager::Manager;
 use crate::place::QueuePlace;
 use crate::priority::Priority;
 use crate::queue::{Grant, Key};
+use crate::recycle::Cleanup;
 use crate::shared::{Policy, Shared, State};
 use crate::stats::CloseReason;
 use crate::waiter::Waiter;
@@ -70,7 +71,7 @@ enum Inspected<'a, M: Manager> {
 /// The async steps a checkout needs.
 #[derive(Clone, Copy)]
 struct Work {
-    reset: bool,
+    reset: Cleanup,
     check: bool,
 }
 
@@ -172,9 +173,10 @@ pub(crate) async fn acquire<M: Manager>(
         match prepared {
             Some(mut live) => {
                 live.meta.uses += 1;
+                live.meta.last_used = shared.now();
                 if queued {
                     let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
-                    shared.lock().stats.record_waited(request.priority, waited);
+                    shared.lock().record_waited(request.priority, waited);
                 }
                 shared.health.served();
                 if policy.track_holders {
@@ -314,17 +316,20 @@ fn inspect<'a, M: Manager>(
     };
     if let Some(reason) = close {
         Checkout::new(shared, live).close(reason);
+        if reason == CloseReason::Broken {
+            shared.acquisition_failed();
+        }
         return Inspected::Closed;
     }
-    if live.meta.dirty && !manager.needs_reset(&mut live.conn) {
-        live.meta.dirty = false;
+    if live.meta.cleanup == Cleanup::Reset && !manager.needs_reset(&mut live.conn) {
+        live.meta.cleanup = Cleanup::None;
     }
     let fresh = now.saturating_sub(live.meta.last_active()) < policy.skip_check_within;
     let work = Work {
-        reset: live.meta.dirty,
+        reset: live.meta.cleanup,
         check: policy.check_on_checkout && !fresh,
     };
-    if work.reset || work.check {
+    if work.reset != Cleanup::None || work.check {
         Inspected::Work(Checkout::new(shared, live), work)
     } else {
         Inspected::Ready(live)
@@ -371,16 +376,17 @@ async fn prepare<M: Manager>(
             })
     };
     let live = checkout.live();
-    if work.reset {
+    if work.reset != Cleanup::None {
         let limit = || reset_timeout.min(left());
-        if !matches!(
-            bounded(manager.reset(&mut live.conn), limit).await,
-            Some(Ok(()))
-        ) {
+        let reset = match work.reset {
+            Cleanup::Full => bounded(manager.full_reset(&mut live.conn), limit).await,
+            _ => bounded(manager.reset(&mut live.conn), limit).await,
+        };
+        if !matches!(reset, Some(Ok(()))) {
             checkout.close(CloseReason::ResetFailed);
             return None;
         }
-        live.meta.dirty = false;
+        live.meta.cleanup = Cleanup::None;
     }
     if work.check {
         let limit = || check_timeout.min(left());
@@ -389,6 +395,7 @@ async fn prepare<M: Manager>(
             Some(Ok(()))
         ) {
             checkout.close(CloseReason::CheckFailed);
+            shared.acquisition_failed();
             return None;
         }
         live.meta.last_checked = shared.now();

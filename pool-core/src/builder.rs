@@ -3,12 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::aging::AgingPolicy;
 use crate::config::{Config, Fairness, IdleOrder, SelfDeadlock};
 use crate::error::BuildError;
 use crate::maintenance;
 use crate::manager::Manager;
 use crate::pool::Pool;
+use crate::recycle::Recycle;
 use crate::shared::Shared;
+use crate::warnings::SoftLimits;
 
 /// Configures a [`Pool`]. Setters never panic; [`build`](Self::build) and
 /// [`build_lazy`](Self::build_lazy) validate everything at once and name the field at fault.
@@ -108,6 +111,14 @@ impl<M: Manager> Builder<M> {
         connect_backoff_max: Duration;
         /// Sets [`Config::maintenance_interval`].
         maintenance_interval: Duration;
+        /// Sets [`Config::maintenance_interval_min`].
+        maintenance_interval_min: Duration;
+        /// Sets [`Config::aging`].
+        aging: AgingPolicy;
+        /// Sets [`Config::recycle`].
+        recycle: Recycle;
+        /// Sets [`Config::check_on_return`].
+        check_on_return: bool;
     }
 
     optional_setters! {
@@ -129,6 +140,8 @@ impl<M: Manager> Builder<M> {
         leak_threshold: Duration;
         /// Sets [`Config::priority_boost_after`]; `None` turns the boost off.
         priority_boost_after: Duration;
+        /// Sets [`Config::soft_limits`]; `None` turns the warnings off.
+        soft_limits: SoftLimits;
     }
 
     /// Builds the pool and opens [`Config::initial_size`] connections before returning.

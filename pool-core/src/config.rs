@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use crate::aging::AgingPolicy;
 use crate::error::ConfigError;
+use crate::recycle::Recycle;
+use crate::warnings::SoftLimits;
 
 /// Which idle connection an acquire takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,9 +139,27 @@ pub struct Config {
     /// A connection held longer than this gets one `tracing` warning naming where it was
     /// checked out. Default `None` (off).
     pub leak_threshold: Option<Duration>,
-    /// How often the background task looks for expired, idle and leaked connections.
+    /// The longest time between two rounds of the background task, which looks for expired,
+    /// idle and leaked connections: the interval it keeps while it finds nothing to do.
     /// Default 1 s.
     pub maintenance_interval: Duration,
+    /// The shortest time between two routine rounds: while rounds find work the interval halves
+    /// down to this; rounds that find none double it back up to `maintenance_interval`.
+    /// Default 100 ms (capped at `maintenance_interval`).
+    pub maintenance_interval_min: Duration,
+    /// How connections age: a fixed lifetime, or one shortened while connections fail.
+    /// Default [`AgingPolicy::Fixed`].
+    pub aging: AgingPolicy,
+    /// What happens to a returned connection before its next use. Default [`Recycle::Fast`].
+    pub recycle: Recycle,
+    /// Check a returned connection (after its reset) in the background before it is idle
+    /// again; until then it is not handed out, and one that fails is closed. The caller's drop
+    /// is never delayed. Needs a tokio runtime where connections are dropped (without one the
+    /// check runs at the next checkout instead). Default `false`.
+    pub check_on_return: bool,
+    /// When to warn that the pool is nearing a hard limit. `None` turns the warnings off.
+    /// Default `Some(SoftLimits::default())`.
+    pub soft_limits: Option<SoftLimits>,
 }
 
 impl Default for Config {
@@ -168,6 +189,11 @@ impl Default for Config {
             keepalive_interval: None,
             leak_threshold: None,
             maintenance_interval: Duration::from_secs(1),
+            maintenance_interval_min: Duration::from_millis(100),
+            aging: AgingPolicy::Fixed,
+            recycle: Recycle::Fast,
+            check_on_return: false,
+            soft_limits: Some(SoftLimits::default()),
         }
     }
 }
@@ -215,7 +241,10 @@ impl Config {
             ("reset_timeout", self.reset_timeout),
             ("connect_backoff", self.connect_backoff),
             ("maintenance_interval", self.maintenance_interval),
+            ("maintenance_interval_min", self.maintenance_interval_min),
         ];
+        // Shares are fractions of a whole: `NaN` and values outside (0, 1] cannot work.
+        let share = |x: f64| x > 0.0 && x <= 1.0;
         if self.min_idle > self.max_size {
             return fail("min_idle", "must not exceed max_size");
         }
@@ -239,6 +268,29 @@ impl Config {
         }
         if self.connect_backoff_max < self.connect_backoff {
             return fail("connect_backoff_max", "must not be below connect_backoff");
+        }
+        if let AgingPolicy::Adaptive(aging) = &self.aging {
+            if !share(aging.error_rate) || !share(aging.shortened_to) {
+                return fail("aging", "error_rate and shortened_to must be in (0, 1]");
+            }
+            if aging.window.is_zero() {
+                return fail("aging", "window must be greater than zero");
+            }
+        }
+        if let Recycle::Adaptive(rules) = &self.recycle {
+            if rules.replace_after_uses == Some(0)
+                || rules.replace_after_age.is_some_and(|age| age.is_zero())
+            {
+                return fail(
+                    "recycle",
+                    "replace_after_uses and replace_after_age must be greater than zero",
+                );
+            }
+        }
+        if let Some(limits) = &self.soft_limits {
+            if !share(limits.busy_share) || !share(limits.wait_share) {
+                return fail("soft_limits", "busy_share and wait_share must be in (0, 1]");
+            }
         }
         Ok(())
     }

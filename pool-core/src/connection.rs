@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::clock::{Clock, Nanos};
 use crate::manager::Manager;
+use crate::recycle::Cleanup;
 use crate::shared::Shared;
 
 /// Facts about one connection, kept by the pool.
@@ -20,7 +21,8 @@ pub struct ConnectionMetrics {
     pub id: u64,
     /// When it was opened.
     pub created: Instant,
-    /// When it was last returned to the pool (or opened, if never used).
+    /// When it was last handed out or returned (or opened, if never used): for a connection
+    /// checked out now, when it was handed out.
     pub last_used: Instant,
     /// When it last passed a check (or was opened).
     pub last_checked: Instant,
@@ -41,31 +43,35 @@ impl ConnectionMetrics {
 pub(crate) struct Meta {
     pub(crate) id: u64,
     pub(crate) created: Nanos,
+    /// When it was last handed out or returned: while it is idle, when its last user let it
+    /// go; while it is out, when its user got it.
     pub(crate) last_used: Nanos,
     pub(crate) last_checked: Nanos,
     pub(crate) uses: u64,
-    /// Taken off `max_lifetime` for this connection so a pool does not expire all at once.
-    pub(crate) lifetime_cut: Nanos,
+    /// The share of `max_lifetime` taken off this connection's life, in units of 2^-32, so a
+    /// pool does not expire all at once. A share rather than a duration, so that it scales
+    /// with the lifetime in force (which `AgingPolicy::Adaptive` may shorten).
+    pub(crate) lifetime_share: u32,
     /// The pool generation it was opened in; older ones are closed when seen. 32 bits keep the
     /// whole entry in a 64-byte allocation; the count wraps after 2^32 recoveries, harmlessly.
     pub(crate) generation: u32,
-    /// Used since its last reset.
-    pub(crate) dirty: bool,
+    /// What it needs before its next user gets it.
+    pub(crate) cleanup: Cleanup,
 }
 
 impl Meta {
-    /// `lifetime_spread`: the most that may be taken off `max_lifetime` for this connection.
-    pub(crate) fn new(id: u64, now: Nanos, generation: u32, lifetime_spread: Nanos) -> Self {
-        let lifetime_cut = fastrand::u64(0..=lifetime_spread);
+    /// `lifetime_spread`: the most that may be taken off `max_lifetime` for this connection, as
+    /// a share in units of 2^-32.
+    pub(crate) fn new(id: u64, now: Nanos, generation: u32, lifetime_spread: u32) -> Self {
         Meta {
             id,
             created: now,
             last_used: now,
             last_checked: now,
             uses: 0,
-            lifetime_cut,
+            lifetime_share: fastrand::u32(0..=lifetime_spread),
             generation,
-            dirty: false,
+            cleanup: Cleanup::None,
         }
     }
 
@@ -75,12 +81,19 @@ impl Meta {
         self.last_used.max(self.last_checked)
     }
 
-    /// Whether it outlived `max_lifetime` (in nanoseconds; `u64::MAX` for none).
+    /// Whether it outlived `max_lifetime` (in nanoseconds; `u64::MAX` for none), less its
+    /// share.
     #[inline]
     pub(crate) fn expired(&self, now: Nanos, max_lifetime: Nanos) -> bool {
         now.saturating_sub(self.created)
-            .saturating_add(self.lifetime_cut)
+            .saturating_add(self.lifetime_cut(max_lifetime))
             >= max_lifetime
+    }
+
+    /// What is taken off `max_lifetime` for this connection.
+    #[inline]
+    pub(crate) fn lifetime_cut(&self, max_lifetime: Nanos) -> Nanos {
+        ((u128::from(max_lifetime) * u128::from(self.lifetime_share)) >> 32) as Nanos
     }
 
     pub(crate) fn public(&self, clock: &Clock) -> ConnectionMetrics {

@@ -63,6 +63,7 @@
 //! warnings), `pool_core::deadlock` (self-deadlock warnings), `pool_core::recovery`.
 
 mod acquire;
+mod aging;
 mod bounded;
 mod builder;
 mod checkout;
@@ -79,13 +80,17 @@ mod place;
 mod pool;
 mod priority;
 mod queue;
+mod recycle;
 mod replace;
 mod retry;
 pub mod roles;
 mod shared;
 mod stats;
+mod upkeep;
 mod waiter;
+mod warnings;
 
+pub use aging::{AdaptiveAging, AgingPolicy};
 pub use builder::Builder;
 pub use config::{Config, Fairness, IdleOrder, SelfDeadlock};
 pub use connection::{ConnectionMetrics, PooledConnection};
@@ -97,6 +102,9 @@ pub use manager::{ErrorKind, Manager};
 pub use place::QueuePlace;
 pub use pool::Pool;
 pub use priority::Priority;
+pub use recycle::{AdaptiveRecycle, Recycle};
 pub use replace::Replaceable;
 pub use retry::Retry;
 pub use stats::{CloseReason, Closes, PriorityStats, Stats, Status, WaitHistogram};
+pub use upkeep::{Maintenance, UpkeepLevel};
+pub use warnings::{SoftLimits, Warnings};

@@ -22,8 +22,10 @@ use crate::connection::Live;
 use crate::connector::CatchUnwind;
 use crate::leak;
 use crate::manager::Manager;
-use crate::shared::Shared;
+use crate::recycle::Cleanup;
+use crate::shared::{Shared, State};
 use crate::stats::CloseReason;
+use crate::upkeep::UpkeepLevel;
 
 /// How long a connection returned with session state to undo (an open transaction, say) may sit
 /// idle before the background task cleans it. A connection returned in a burst of use is
@@ -66,12 +68,12 @@ impl<M: Manager> Drop for Running<M> {
 
 async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) {
     let _running = Running(pool.clone());
-    // Upkeep runs every `maintenance_interval`, when connects wait for their moment
-    // (`wake_at`) and when woken; in between, while the pool is busy, the clock is marked
-    // stale every `clock::RESOLUTION`. Every time it wakes, it times out queued callers whose
-    // deadline passed, and it sleeps no later than the next deadline.
-    let mut upkeep_due = true;
-    let mut upkeep_at = Instant::now();
+    // Rounds run when their work is due (see `Schedule`: routine work every interval, which
+    // adapts; work after failures, configuration changes and recovery sooner); connects that
+    // wait for their moment (`wake_at`) start then, stopped or not; in between, while the pool
+    // is busy, the clock is marked stale every `clock::RESOLUTION`. Every time it wakes, it
+    // times out queued callers whose deadline passed, and it sleeps no later than the next
+    // deadline.
     loop {
         let next = {
             let Some(shared) = pool.upgrade() else { return };
@@ -79,72 +81,91 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
                 return;
             }
             let now = Instant::now();
-            let early = {
+            let (levels, connects) = {
                 let mut st = shared.lock();
                 st.sleeping_until = None;
                 st.expire_waiters(now);
-                [st.wake_at, st.tend_at, st.retire_at]
+                // Cleaning returned connections and retiring the rest of the expired ones are
+                // routine work with a moment of their own.
+                for at in [st.tend_at, st.retire_at].into_iter().flatten() {
+                    st.schedule.request(UpkeepLevel::Low, at);
+                }
+                let connects = if st.wake_at.is_some_and(|at| at <= now) {
+                    st.wake_at = None;
+                    st.reserve_connects()
+                } else {
+                    0
+                };
+                (st.schedule.take_due(now), connects)
             };
-            let due = early.into_iter().flatten().any(|at| at <= now);
-            if upkeep_due || now >= upkeep_at || due {
+            shared.spawn_connects(connects);
+            if !levels.is_empty() {
                 // Resets and keepalive checks may take up to their timeouts; meanwhile the clock
                 // must not stand still and queued callers' deadlines must still be kept, also
                 // those of callers who queue during the round (they wake this task).
-                let mut upkeep = std::pin::pin!(round(&shared));
-                loop {
+                let mut upkeep = std::pin::pin!(round(&shared, &levels));
+                let busy = loop {
                     let next_deadline = shared.lock().queue.next_deadline();
                     let tick = Instant::now() + RESOLUTION;
                     let at = next_deadline.map_or(tick, |d| d.min(tick));
                     let woken = std::pin::pin!(wake.notified());
                     match tokio::time::timeout_at(at, first_of(upkeep.as_mut(), woken)).await {
-                        Ok(true) => break,
-                        Ok(false) => {}
+                        Ok(Some(busy)) => break busy,
+                        Ok(None) => {}
                         Err(_) => {
                             shared.clock.tick();
                         }
                     }
                     shared.lock().expire_waiters(Instant::now());
-                }
-                upkeep_at = Instant::now() + shared.lock().config.maintenance_interval;
+                };
+                let mut st = shared.lock();
+                let (floor, ceiling) = (st.upkeep_floor(), st.config.maintenance_interval);
+                st.schedule.ended(busy, floor, ceiling);
+                drop(st);
+                shared.round_ended.notify_waiters();
             }
             let ticking = shared.clock.tick();
             let mut st = shared.lock();
-            let mut next = [
-                st.wake_at,
-                st.tend_at,
-                st.retire_at,
-                st.queue.next_deadline(),
-            ]
-            .into_iter()
-            .flatten()
-            .fold(upkeep_at, Instant::min);
+            let mut next = [st.wake_at, st.queue.next_deadline(), st.schedule.next_due()]
+                .into_iter()
+                .flatten()
+                .min()
+                // Nothing due (upkeep stopped, no connect or caller waiting): look again now
+                // and then, as woken tasks do.
+                .unwrap_or_else(|| Instant::now() + st.config.maintenance_interval);
             if ticking {
                 next = next.min(Instant::now() + RESOLUTION);
             }
             st.sleeping_until = Some(next);
             next
         };
-        upkeep_due = tokio::time::timeout_at(next, wake.notified()).await.is_ok();
+        let _ = tokio::time::timeout_at(next, wake.notified()).await;
     }
 }
 
-/// One round of upkeep.
-async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
+/// One round of upkeep for the `levels` due, highest first; returns whether it found work
+/// (closed, cleaned or checked a connection, or left some for later).
+async fn round<M: Manager>(shared: &Arc<Shared<M>>, levels: &[UpkeepLevel]) -> bool {
     let now = shared.clock.precise();
+    // After a failed acquisition every idle connection is checked, not only the long-idle ones.
+    let check_all = levels.contains(&UpkeepLevel::Medium);
     let mut closing: Vec<(Live<M::Connection>, CloseReason)> = Vec::new();
     // Idle connections taken out for a reset and/or a keepalive check, counted in use meanwhile.
     let mut to_tend: Vec<(Live<M::Connection>, bool)> = Vec::new();
     let mut leaks = Vec::new();
     let (check_timeout, reset_timeout);
+    let busy;
     {
         let mut st = shared.lock();
-        st.wake_at = None;
+        for level in levels {
+            tracing::trace!(target: "pool_core::upkeep", level = level.as_str(), "upkeep round");
+        }
         st.tend_at = None;
         st.retire_at = None;
         check_timeout = st.config.check_timeout;
         reset_timeout = st.config.reset_timeout;
         let min_idle = st.config.min_idle;
-        let max_lifetime = st.config.max_lifetime.map_or(u64::MAX, nanos);
+        let max_lifetime = st.policy().max_lifetime;
         let idle_timeout = st.config.idle_timeout.map(nanos);
         let keepalive = st.config.keepalive_interval.map(nanos);
         let generation = st.generation;
@@ -189,14 +210,15 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
                     closing.push((live, reason));
                 }
                 None => {
-                    let check =
-                        keepalive.is_some_and(|k| now.saturating_sub(meta.last_active()) >= k);
+                    let check = check_all
+                        || keepalive.is_some_and(|k| now.saturating_sub(meta.last_active()) >= k);
                     // A returned connection is cleaned here rather than left to its next
                     // checkout, so an open transaction (and the locks it holds) does not sit in
                     // the pool until someone needs the connection.
+                    let dirty = meta.cleanup != Cleanup::None;
                     let tend_at = meta.last_used.saturating_add(tend_after);
-                    let clean = meta.dirty && tend_at <= now;
-                    if meta.dirty && !clean {
+                    let clean = dirty && tend_at <= now;
+                    if dirty && !clean {
                         tend_next = Some(tend_next.map_or(tend_at, |t| t.min(tend_at)));
                     }
                     if check || clean {
@@ -215,6 +237,17 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
             let gap = (st.config.maintenance_interval / 10).max(RESOLUTION);
             st.retire_at = Some(Instant::now() + gap);
         }
+        if st.queue.is_empty() {
+            st.episodes.queue_empty();
+        }
+        if let Some(limits) = st.config.soft_limits {
+            let (in_use, max_size) = (st.in_use, st.config.max_size);
+            let State {
+                episodes, stats, ..
+            } = &mut *st;
+            episodes.busy(&limits, in_use, max_size, now, &mut stats.warnings);
+        }
+        busy = !closing.is_empty() || !to_tend.is_empty() || retire_later;
         if let Some(threshold) = st.config.leak_threshold.map(nanos) {
             for record in st.leaks.values_mut() {
                 if !record.warned && now.saturating_sub(record.since) >= threshold {
@@ -245,11 +278,12 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>) {
         .into_iter()
         .map(|(live, check)| tend(shared, live, check, reset_timeout, check_timeout));
     join_all(tending).await;
+    busy
 }
 
-/// Resets (if it is dirty) and checks (if `check`) one idle connection counted in use, then
-/// gives it back, or closes it if either fails.
-async fn tend<M: Manager>(
+/// Resets (if it needs it) and checks (if `check`) one connection counted in use (idle, or
+/// just returned), then gives it back, or closes it if either fails.
+pub(crate) async fn tend<M: Manager>(
     shared: &Arc<Shared<M>>,
     live: Live<M::Connection>,
     check: bool,
@@ -260,20 +294,35 @@ async fn tend<M: Manager>(
     // Manager code that panics counts as a failure: unwinding out of here would lose the
     // connections still being tended (counted in use, never given back) and end this task.
     let live = checkout.live();
-    if live.meta.dirty {
-        let needed = catch_unwind(AssertUnwindSafe(|| {
+    let cleanup = live.meta.cleanup;
+    let needed = match cleanup {
+        Cleanup::None => false,
+        Cleanup::Full => true,
+        Cleanup::Reset => catch_unwind(AssertUnwindSafe(|| {
             shared.manager.needs_reset(&mut live.conn)
         }))
-        .unwrap_or(true);
-        if needed {
-            let reset = CatchUnwind(Box::pin(shared.manager.reset(&mut live.conn)));
-            if !matches!(bounded(reset, || reset_timeout).await, Some(Ok(Ok(())))) {
-                checkout.close(CloseReason::ResetFailed);
-                return;
-            }
+        .unwrap_or(true),
+    };
+    if needed {
+        let conn = &mut live.conn;
+        let reset = if cleanup == Cleanup::Full {
+            bounded(
+                CatchUnwind(Box::pin(shared.manager.full_reset(conn))),
+                || reset_timeout,
+            )
+            .await
+        } else {
+            bounded(CatchUnwind(Box::pin(shared.manager.reset(conn))), || {
+                reset_timeout
+            })
+            .await
+        };
+        if !matches!(reset, Some(Ok(Ok(())))) {
+            checkout.close(CloseReason::ResetFailed);
+            return;
         }
-        checkout.live().meta.dirty = false;
     }
+    checkout.live().meta.cleanup = Cleanup::None;
     if check {
         let check = CatchUnwind(Box::pin(shared.manager.check(&mut checkout.live().conn)));
         if !matches!(bounded(check, || check_timeout).await, Some(Ok(Ok(())))) {
@@ -285,16 +334,17 @@ async fn tend<M: Manager>(
     shared.restore(checkout.keep());
 }
 
-/// Polls both until one finishes: `true` if `work` did, `false` if `signal` did.
-async fn first_of(
-    mut work: Pin<&mut impl Future<Output = ()>>,
+/// Polls both until one finishes: `Some` with `work`'s output if it did, `None` if `signal`
+/// did.
+async fn first_of<T>(
+    mut work: Pin<&mut impl Future<Output = T>>,
     mut signal: Pin<&mut impl Future<Output = ()>>,
-) -> bool {
+) -> Option<T> {
     std::future::poll_fn(|cx| {
-        if work.as_mut().poll(cx).is_ready() {
-            Poll::Ready(true)
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            Poll::Ready(Some(done))
         } else if signal.as_mut().poll(cx).is_ready() {
-            Poll::Ready(false)
+            Poll::Ready(None)
         } else {
             Poll::Pending
         }

@@ -98,6 +98,19 @@ pub trait Manager: Send + Sync + 'static {
         std::future::ready(Ok(()))
     }
 
+    /// Returns a connection's session to the state of a newly opened one, whatever its user
+    /// did: PostgreSQL's `DISCARD ALL`, MySQL's reset-connection, Redis's `RESET`. Runs instead
+    /// of [`reset`](Self::reset) when [`Recycle`](crate::Recycle) asks for the full clean-up,
+    /// with the same timing and bound.
+    ///
+    /// The default runs [`reset`](Self::reset).
+    fn full_reset(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.reset(conn)
+    }
+
     /// Cheap synchronous test run when a connection is returned and before
     /// [`reset`](Self::reset) would run: `false` says the returned connection is clean (the
     /// caller changed no session state), so the reset is skipped. Drivers that track session state (an open transaction, a

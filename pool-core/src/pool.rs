@@ -15,12 +15,14 @@ use crate::config::Config;
 use crate::connection::{ConnectionMetrics, PooledConnection};
 use crate::error::{AddError, AddRefusal, ConfigError, ConnectError, Error};
 use crate::health::Health;
+use crate::maintenance;
 use crate::manager::Manager;
 use crate::place::QueuePlace;
 use crate::priority::Priority;
 use crate::retry::Retry;
 use crate::shared::Shared;
 use crate::stats::{CloseReason, Stats, Status};
+use crate::upkeep::{Maintenance, UpkeepLevel};
 
 /// A pool of connections made by a [`Manager`].
 ///
@@ -359,7 +361,9 @@ impl<M: Manager> Pool<M> {
         for _ in &closing {
             st.stats.closes.add(CloseReason::Retired);
         }
+        st.request_upkeep(UpkeepLevel::High);
         self.shared.settle(st, closing);
+        maintenance::ensure_started(&self.shared);
         self.shared.wake.notify_one();
         Ok(())
     }
@@ -455,7 +459,12 @@ impl<M: Manager> Pool<M> {
         for _ in &closing {
             st.stats.closes.add(CloseReason::Retired);
         }
+        // Connections of the old server still being cleaned or checked are retired when they
+        // come back; the round also refills `min_idle` from the new one.
+        st.request_upkeep(UpkeepLevel::Urgent);
         self.shared.settle(st, closing);
+        maintenance::ensure_started(&self.shared);
+        self.shared.wake.notify_one();
         self.shared.recovered.notify_waiters();
         tracing::info!(target: "pool_core::recovery", "recovery signalled: idle connections closed, backoff reset");
     }
@@ -483,6 +492,11 @@ impl<M: Manager> Pool<M> {
         }
         let _ = tokio::time::timeout(limit, drained).await;
         self.shared.is_drained()
+    }
+
+    /// The handle that stops, restarts and runs the pool's background upkeep now.
+    pub fn maintenance(&self) -> Maintenance<M> {
+        Maintenance::new(Arc::clone(&self.shared))
     }
 
     /// Whether [`close`](Self::close) was called.

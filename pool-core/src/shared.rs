@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::aging::{AgingPolicy, Outcomes};
 use crate::clock::{nanos, Clock, Nanos};
 use crate::config::{Config, Fairness, IdleOrder, SelfDeadlock};
 use crate::connection::{Live, Meta};
@@ -24,7 +25,10 @@ use crate::leak::{self, LeakRecord};
 use crate::maintenance;
 use crate::manager::Manager;
 use crate::queue::{Grant, Key, Queue};
+use crate::recycle::{Cleanup, Recycle, Verdict};
 use crate::stats::{CloseReason, Stats, Status};
+use crate::upkeep::{Schedule, UpkeepLevel};
+use crate::warnings::{self, Episodes};
 
 /// What an acquire needs to know to hand out an idle connection that needs no reset or check:
 /// the configuration in the clock's unit, small enough to copy under the lock. The slower
@@ -40,6 +44,9 @@ pub(crate) struct Policy {
     /// Whether each checkout's holder is recorded (for leak reports and self-deadlock
     /// detection).
     pub(crate) track_holders: bool,
+    /// Whether a returned connection takes the plain way back: `Recycle::Fast`, no check on
+    /// return, a fixed lifetime.
+    pub(crate) plain_return: bool,
 }
 
 pub(crate) struct State<M: Manager> {
@@ -82,6 +89,12 @@ pub(crate) struct State<M: Manager> {
     /// Whether a self-deadlock was reported already (once per pool).
     pub(crate) deadlock_warned: bool,
     pub(crate) stats: Stats,
+    /// Recent outcomes of connections, for `AgingPolicy::Adaptive`.
+    pub(crate) outcomes: Outcomes,
+    /// Where the soft-limit warnings' episodes stand.
+    pub(crate) episodes: Episodes,
+    /// The background task's work by level, and its interval.
+    pub(crate) schedule: Schedule,
 }
 
 pub(crate) struct Shared<M: Manager> {
@@ -97,6 +110,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) recovered: Notify,
     pub(crate) maintenance_started: AtomicBool,
     pub(crate) health: HealthState,
+    /// Signalled when a round of upkeep ends.
+    pub(crate) round_ended: Notify,
 }
 
 impl<M: Manager> State<M> {
@@ -122,8 +137,64 @@ impl<M: Manager> State<M> {
 
     /// Replaces the configuration and what follows from it.
     pub(crate) fn set_config(&mut self, config: Config) {
-        self.policy = Policy::of(&config);
+        self.policy = Policy::of(&config, self.outcomes.shortened);
         self.config = config;
+    }
+
+    /// Records how a connection fared, for `AgingPolicy::Adaptive`: shortens or restores the
+    /// lifetime when the failure rate crosses its bounds.
+    pub(crate) fn note_outcome(&mut self, failed: bool, now: Nanos) {
+        let AgingPolicy::Adaptive(aging) = self.config.aging else {
+            return;
+        };
+        let Some(shortened) = self.outcomes.record(failed, now, &aging) else {
+            return;
+        };
+        self.policy = Policy::of(&self.config, shortened);
+        let rate = self.outcomes.rate(&aging).unwrap_or(0.0) * 100.0;
+        if shortened {
+            self.stats.lifetimes_shortened += 1;
+            tracing::warn!(
+                target: "pool_core::aging",
+                failure_rate = rate,
+                "{rate:.1} % of recent connection outcomes failed: lifetimes shortened to {:.0} % \
+                 of max_lifetime",
+                aging.shortened_to * 100.0,
+            );
+        } else {
+            tracing::info!(
+                target: "pool_core::aging",
+                failure_rate = rate,
+                "connection failures subsided ({rate:.1} %): lifetimes restored",
+            );
+        }
+    }
+
+    /// Counts an acquire served after queueing, and warns if it waited long.
+    pub(crate) fn record_waited(&mut self, priority: crate::priority::Priority, waited: Duration) {
+        self.stats.record_waited(priority, waited);
+        if let Some(limits) = &self.config.soft_limits {
+            let timeout = self.config.acquire_timeout;
+            self.episodes
+                .waited(limits, waited, timeout, &mut self.stats.warnings);
+        }
+    }
+
+    /// Queues background work of `level` and says whether the background task sleeps past it
+    /// and must be woken.
+    pub(crate) fn request_upkeep(&mut self, level: UpkeepLevel) -> bool {
+        let at = match level {
+            UpkeepLevel::Medium => Instant::now() + self.upkeep_floor(),
+            _ => Instant::now(),
+        };
+        self.schedule.request(level, at) && self.sleeping_until.is_none_or(|until| at < until)
+    }
+
+    /// The shortest routine interval in force.
+    pub(crate) fn upkeep_floor(&self) -> Duration {
+        self.config
+            .maintenance_interval_min
+            .min(self.config.maintenance_interval)
     }
 }
 
@@ -131,24 +202,34 @@ impl<M: Manager> State<M> {
 /// together do not all expire together: 1/40 of the lifetime, but at least four upkeep
 /// intervals (upkeep closes whatever expired since its last round in one go, so a spread
 /// narrower than its interval spreads nothing), and never more than a quarter of the lifetime.
-fn lifetime_spread(config: &Config) -> Nanos {
+/// A share of the lifetime in units of 2^-32 (see `Meta::lifetime_share`).
+fn lifetime_spread(config: &Config) -> u32 {
     config.max_lifetime.map_or(0, |lifetime| {
-        nanos(
-            (lifetime / 40)
-                .max(config.maintenance_interval.saturating_mul(4))
-                .min(lifetime / 4),
-        )
+        let spread = (lifetime / 40)
+            .max(config.maintenance_interval.saturating_mul(4))
+            .min(lifetime / 4);
+        ((u128::from(nanos(spread)) << 32) / u128::from(nanos(lifetime).max(1))) as u32
     })
 }
 
 impl Policy {
-    fn of(c: &Config) -> Policy {
+    /// `shortened`: whether `AgingPolicy::Adaptive` shortens lifetimes now.
+    fn of(c: &Config, shortened: bool) -> Policy {
+        let lifetime = match (c.aging, c.max_lifetime) {
+            (AgingPolicy::Adaptive(aging), Some(lifetime)) if shortened => {
+                Some(lifetime.mul_f64(aging.shortened_to))
+            }
+            (_, lifetime) => lifetime,
+        };
         Policy {
             overtaking: matches!(c.fairness, Fairness::Bounded(_)),
             check_on_checkout: c.check_on_checkout,
             skip_check_within: nanos(c.skip_check_within),
-            max_lifetime: c.max_lifetime.map_or(u64::MAX, nanos),
+            max_lifetime: lifetime.map_or(u64::MAX, nanos),
             track_holders: c.leak_threshold.is_some() || c.self_deadlock != SelfDeadlock::Ignore,
+            plain_return: c.recycle == Recycle::Fast
+                && !c.check_on_return
+                && c.aging == AgingPolicy::Fixed,
         }
     }
 }
@@ -221,6 +302,35 @@ impl<M: Manager> State<M> {
         } else {
             self.idle.push_back(live);
             self.send_for_idle();
+        }
+    }
+
+    /// Closes a returned connection that `Recycle` replaces, and asks for one in its place.
+    fn replace(&mut self, live: Live<M::Connection>) -> (Live<M::Connection>, CloseReason) {
+        if let Some(reason) = self.retire_reason(&live.meta, None) {
+            self.stats.closes.add(reason);
+            return (live, reason);
+        }
+        // `prefill` is the size the pool opens connections up to by itself.
+        self.prefill = self.prefill.max(self.size() + 1);
+        self.stats.closes.add(CloseReason::Recycled);
+        (live, CloseReason::Recycled)
+    }
+
+    /// Warns, if the soft limits say so, of a connection returned past the end of its lifetime
+    /// that began before its user got it.
+    #[cold]
+    fn overdue(&mut self, meta: &Meta, handed_out: Nanos, now: Nanos) {
+        if !self.config.soft_limits.is_some_and(|limits| limits.overdue) {
+            return;
+        }
+        let lifetime = self.policy.max_lifetime;
+        let end = meta
+            .created
+            .saturating_add(lifetime.saturating_sub(meta.lifetime_cut(lifetime)));
+        if handed_out < end {
+            let late = std::time::Duration::from_nanos(now.saturating_sub(end));
+            warnings::overdue(meta.id, late, &mut self.stats.warnings);
         }
     }
 
@@ -374,7 +484,10 @@ impl<M: Manager> Shared<M> {
             clock: Clock::new(),
             manager,
             state: Mutex::new(State {
-                policy: Policy::of(&config),
+                policy: Policy::of(&config, false),
+                schedule: Schedule::new(config.maintenance_interval),
+                outcomes: Outcomes::default(),
+                episodes: Episodes::default(),
                 config,
                 idle: VecDeque::new(),
                 in_use: 0,
@@ -402,6 +515,7 @@ impl<M: Manager> Shared<M> {
             recovered: Notify::new(),
             maintenance_started: AtomicBool::new(false),
             health: HealthState::new(),
+            round_ended: Notify::new(),
         }
     }
 
@@ -507,8 +621,6 @@ impl<M: Manager> Shared<M> {
         };
         let needs_reset = broken.is_none() && self.manager.needs_reset(&mut live.conn);
         let now = self.now();
-        live.meta.last_used = now;
-        live.meta.dirty = true;
         let mut st = self.lock();
         st.in_use -= 1;
         let leaked = if st.leaks.is_empty() {
@@ -516,19 +628,65 @@ impl<M: Manager> Shared<M> {
         } else {
             st.leaks.remove(&live.meta.id)
         };
+        let policy = st.policy();
+        let verdict = if policy.plain_return || broken.is_some() {
+            Verdict::Keep(Cleanup::Reset)
+        } else {
+            st.note_outcome(false, now);
+            st.config.recycle.verdict(&live.meta, now, || needs_reset)
+        };
+        if broken.is_some() && !policy.plain_return {
+            st.note_outcome(true, now);
+        }
+        let handed_out = std::mem::replace(&mut live.meta.last_used, now);
+        let cleanup = match verdict {
+            Verdict::Keep(cleanup) => cleanup,
+            Verdict::Replace => Cleanup::None,
+        };
+        live.meta.cleanup = cleanup;
         let goes_idle = st.queue.is_empty();
-        let outcome = match broken {
-            Some(reason) => {
+        let outcome = match (broken, verdict) {
+            (Some(reason), _) => {
                 st.stats.closes.add(reason);
                 Err((live, reason))
             }
-            None => st.put_back(live, Some(now)),
+            (None, Verdict::Replace) => Err(st.replace(live)),
+            (None, Verdict::Keep(_)) if st.config.check_on_return => {
+                match tokio::runtime::Handle::try_current() {
+                    // Counted in use until the check has passed.
+                    Ok(runtime) => {
+                        st.in_use += 1;
+                        let (reset_timeout, check_timeout) =
+                            (st.config.reset_timeout, st.config.check_timeout);
+                        drop(st);
+                        let shared = Arc::clone(self);
+                        runtime.spawn(async move {
+                            maintenance::tend(&shared, live, true, reset_timeout, check_timeout)
+                                .await;
+                        });
+                        if let Some(record) = leaked {
+                            leak::returned(&record, now);
+                        }
+                        return;
+                    }
+                    Err(_) => st.put_back(live, Some(now)),
+                }
+            }
+            (None, Verdict::Keep(_)) => st.put_back(live, Some(now)),
         };
-        let tend = needs_reset && goes_idle && outcome.is_ok() && st.tend_at.is_none();
+        let tend = (needs_reset || cleanup == Cleanup::Full)
+            && goes_idle
+            && outcome.is_ok()
+            && st.tend_at.is_none();
         let wake = tend && st.schedule_tending();
         match outcome {
             Ok(()) => drop(st),
-            Err(closing) => self.settle(st, Some(closing)),
+            Err(closing) => {
+                if closing.1 == CloseReason::Expired {
+                    st.overdue(&closing.0.meta, handed_out, now);
+                }
+                self.settle(st, Some(closing))
+            }
         }
         if tend {
             maintenance::ensure_started(self);
@@ -560,7 +718,24 @@ impl<M: Manager> Shared<M> {
             st.stats.checks_failed += 1;
             self.health.worsen(Health::Degraded);
         }
+        let failed = matches!(
+            reason,
+            CloseReason::CheckFailed | CloseReason::ResetFailed | CloseReason::Broken
+        );
+        if failed {
+            st.note_outcome(true, self.now());
+        }
         self.settle(st, Some((live, reason)));
+    }
+
+    /// A connection on its way to a caller was found broken or failed its check: its idle
+    /// neighbours may be dead too, so they are all checked soon, before they are handed out.
+    #[cold]
+    pub(crate) fn acquisition_failed(self: &Arc<Self>) {
+        if self.lock().request_upkeep(UpkeepLevel::Medium) {
+            maintenance::ensure_started(self);
+            self.wake.notify_one();
+        }
     }
 
     /// Forgets a connection the caller took out of the pool for good.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::priority::Priority;
+use crate::warnings::Warnings;
 
 /// A snapshot of the pool's counts, taken under one lock so they add up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,10 +48,13 @@ pub enum CloseReason {
     Abandoned,
     /// The pool is closed.
     PoolClosed,
+    /// Replaced by a new connection on its return, as [`Config::recycle`](crate::Config::recycle)
+    /// said.
+    Recycled,
 }
 
 impl CloseReason {
-    pub(crate) const ALL: [CloseReason; 10] = [
+    pub(crate) const ALL: [CloseReason; 11] = [
         CloseReason::Broken,
         CloseReason::CheckFailed,
         CloseReason::ResetFailed,
@@ -61,6 +65,7 @@ impl CloseReason {
         CloseReason::Retain,
         CloseReason::Abandoned,
         CloseReason::PoolClosed,
+        CloseReason::Recycled,
     ];
 
     /// A short stable name, for logs and metrics labels.
@@ -76,6 +81,7 @@ impl CloseReason {
             CloseReason::Retain => "retain",
             CloseReason::Abandoned => "abandoned",
             CloseReason::PoolClosed => "pool_closed",
+            CloseReason::Recycled => "recycled",
         }
     }
 }
@@ -132,6 +138,11 @@ pub struct Stats {
     /// The acquires above by [`Priority`], indexed by `Priority as usize`
     /// (see [`by_priority`](Self::by_priority)).
     pub priorities: [PriorityStats; 4],
+    /// Soft-limit warnings given (see [`Config::soft_limits`](crate::Config::soft_limits)).
+    pub warnings: Warnings,
+    /// Times [`AgingPolicy::Adaptive`](crate::AgingPolicy::Adaptive) shortened connection
+    /// lifetimes because connections kept failing.
+    pub lifetimes_shortened: u64,
 }
 
 /// Acquires of one [`Priority`].
