@@ -176,7 +176,9 @@ pub(crate) async fn acquire<M: Manager>(
                 live.meta.last_used = shared.now();
                 if queued {
                     let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
-                    shared.lock().record_waited(request.priority, waited);
+                    shared
+                        .lock()
+                        .record_waited(request.priority, waited, live.meta.last_used);
                 }
                 shared.health.served();
                 if policy.track_holders {

@@ -237,9 +237,6 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>, levels: &[UpkeepLevel]) -> b
             let gap = (st.config.maintenance_interval / 10).max(RESOLUTION);
             st.retire_at = Some(Instant::now() + gap);
         }
-        if st.queue.is_empty() {
-            st.episodes.queue_empty();
-        }
         if let Some(limits) = st.config.soft_limits {
             let (in_use, max_size) = (st.in_use, st.config.max_size);
             let State {

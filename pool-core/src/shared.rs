@@ -170,13 +170,18 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// Counts an acquire served after queueing, and warns if it waited long.
-    pub(crate) fn record_waited(&mut self, priority: crate::priority::Priority, waited: Duration) {
+    /// Counts an acquire served after queueing at `now`, and warns if it waited long.
+    pub(crate) fn record_waited(
+        &mut self,
+        priority: crate::priority::Priority,
+        waited: Duration,
+        now: Nanos,
+    ) {
         self.stats.record_waited(priority, waited);
         if let Some(limits) = &self.config.soft_limits {
             let timeout = self.config.acquire_timeout;
             self.episodes
-                .waited(limits, waited, timeout, &mut self.stats.warnings);
+                .waited(limits, waited, timeout, now, &mut self.stats.warnings);
         }
     }
 

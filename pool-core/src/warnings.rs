@@ -79,7 +79,8 @@ pub struct Warnings {
 pub(crate) struct Episodes {
     busy_since: Option<Nanos>,
     busy_warned: bool,
-    slow_waits: bool,
+    /// When the last long wait of the current slow-wait episode ended, if one is going on.
+    slow_wait_at: Option<Nanos>,
 }
 
 impl Episodes {
@@ -113,22 +114,26 @@ impl Episodes {
         }
     }
 
-    /// Looks at how long a served caller waited; warns at the first long wait of an episode,
-    /// which ends with a wait under the share or an empty queue.
+    /// Looks at how long a caller served at `now` waited; warns at the first long wait of an
+    /// episode, which ends with a wait under the share, or once no caller has waited long for
+    /// a whole `acquire_timeout`.
     pub(crate) fn waited(
         &mut self,
         limits: &SoftLimits,
         waited: Duration,
         acquire_timeout: Option<Duration>,
+        now: Nanos,
         count: &mut Warnings,
     ) {
         let Some(timeout) = acquire_timeout else {
             return;
         };
-        let bound = timeout.mul_f64(limits.wait_share);
-        if waited <= bound {
-            self.slow_waits = false;
-        } else if !std::mem::replace(&mut self.slow_waits, true) {
+        if waited <= timeout.mul_f64(limits.wait_share) {
+            self.slow_wait_at = None;
+            return;
+        }
+        let last = self.slow_wait_at.replace(now);
+        if last.is_none_or(|last| now.saturating_sub(last) > nanos(timeout)) {
             count.slow_waits += 1;
             tracing::warn!(
                 target: "pool_core::warning",
@@ -139,11 +144,6 @@ impl Episodes {
                 limits.wait_share * 100.0,
             );
         }
-    }
-
-    /// The queue emptied: a slow-wait episode is over.
-    pub(crate) fn queue_empty(&mut self) {
-        self.slow_waits = false;
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{assert_quiet, hold, settle, Behave, Held, Mock, Op};
+use common::{assert_quiet, closes, hold, hold_n, settle, Behave, Mock, Op};
 use pool_core::{AddRefusal, BuildError, CloseReason, ConnectError, Error, Pool};
 use tokio::time::Instant;
 use tracing::field::{Field, Visit};
@@ -17,19 +17,6 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 const TICK: Duration = Duration::from_secs(1);
-
-/// Checks out `n` connections at once.
-async fn hold_n(pool: &Pool<Mock>, n: usize) -> Vec<Held> {
-    let mut held = Vec::new();
-    for _ in 0..n {
-        held.push(hold(pool.get().await.unwrap()));
-    }
-    held
-}
-
-fn closes(pool: &Pool<Mock>, reason: CloseReason) -> u64 {
-    pool.stats().closes.get(reason)
-}
 
 // ---- lifetime, idle timeout, min_idle, keepalive ------------------------------------------
 

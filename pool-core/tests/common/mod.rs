@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use pool_core::{ErrorKind, Manager, Pool, PooledConnection, Status};
+use pool_core::{CloseReason, ErrorKind, Manager, Pool, PooledConnection, Status};
 
 /// What one call of `connect`, `check` or `reset` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,7 @@ struct Inner {
     connects_ok: AtomicUsize,
     checks: AtomicUsize,
     resets: AtomicUsize,
+    full_resets: AtomicUsize,
     /// `MockConn` objects in existence.
     live: AtomicUsize,
     /// `Mock` values in existence (the test's clones and the pool's).
@@ -224,6 +225,11 @@ impl Mock {
         self.inner.resets.load(SeqCst)
     }
 
+    /// Calls of `full_reset` (which `resets` does not count).
+    pub fn full_resets(&self) -> usize {
+        self.inner.full_resets.load(SeqCst)
+    }
+
     /// Connection objects that exist right now, wherever they are.
     pub fn live(&self) -> usize {
         self.inner.live.load(SeqCst)
@@ -276,6 +282,13 @@ impl Manager for Mock {
 
     async fn reset(&self, conn: &mut MockConn) -> Result<(), MockError> {
         self.inner.resets.fetch_add(1, SeqCst);
+        self.inner.perform(Op::Reset).await?;
+        conn.dirty = false;
+        Ok(())
+    }
+
+    async fn full_reset(&self, conn: &mut MockConn) -> Result<(), MockError> {
+        self.inner.full_resets.fetch_add(1, SeqCst);
         self.inner.perform(Op::Reset).await?;
         conn.dirty = false;
         Ok(())
@@ -355,6 +368,20 @@ impl Drop for Held {
             drop(conn);
         }
     }
+}
+
+/// Checks out `n` connections at once.
+pub async fn hold_n(pool: &Pool<Mock>, n: usize) -> Vec<Held> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(hold(pool.get().await.unwrap()));
+    }
+    held
+}
+
+/// Connections the pool closed for `reason`.
+pub fn closes(pool: &Pool<Mock>, reason: CloseReason) -> u64 {
+    pool.stats().closes.get(reason)
 }
 
 /// How long [`assert_quiet`] lets in-flight connects, checks and drops settle, in tokio time.
