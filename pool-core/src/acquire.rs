@@ -213,7 +213,9 @@ fn begin<M: Manager>(
         return Err(Error::Closed);
     }
     let policy = st.policy();
-    if st.queue.is_empty() || (policy.overtaking && st.queue.may_overtake(request.priority)) {
+    let may_take =
+        st.queue.is_empty() || (policy.overtaking && st.queue.may_overtake(request.priority));
+    if may_take && !st.paused {
         if let Some(live) = st.pop_idle() {
             if count_direct {
                 st.stats.record_direct(request.priority);

@@ -469,6 +469,42 @@ impl<M: Manager> Pool<M> {
         tracing::info!(target: "pool_core::recovery", "recovery signalled: idle connections closed, backoff reset");
     }
 
+    /// Pauses the pool for planned maintenance (a switch-over, say): from now on no caller is
+    /// handed a connection and no connection is opened; acquires queue and wait, each within its
+    /// own timeout, until [`resume`](Self::resume). Connections in use stay with their holders
+    /// and come back to the idle set. [`try_get`](Self::try_get) fails with
+    /// [`Error::NoIdle`]. Pausing a paused pool does nothing.
+    ///
+    /// For a switch-over: `pause()`, switch the server, [`signal_recovery`](Self::signal_recovery)
+    /// (the old server's connections are closed), `resume()`: queued callers are then served
+    /// from new connections.
+    pub fn pause(&self) {
+        let mut st = self.shared.lock();
+        if !st.paused && !st.closed {
+            st.paused = true;
+            drop(st);
+            tracing::info!(target: "pool_core::recovery", "pool paused");
+        }
+    }
+
+    /// Ends a [`pause`](Self::pause): queued callers are served from idle connections first,
+    /// then from new ones.
+    pub fn resume(&self) {
+        let mut st = self.shared.lock();
+        if !st.paused {
+            return;
+        }
+        st.paused = false;
+        st.send_for_idle();
+        self.shared.settle(st, None);
+        tracing::info!(target: "pool_core::recovery", "pool resumed");
+    }
+
+    /// Whether the pool is paused.
+    pub fn is_paused(&self) -> bool {
+        self.shared.lock().paused
+    }
+
     /// Closes the pool: queued callers get [`Error::Closed`] at once, idle connections are
     /// closed now, connections in use when they are returned, and later acquires fail with
     /// [`Error::Closed`].

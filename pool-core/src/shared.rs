@@ -62,6 +62,9 @@ pub(crate) struct State<M: Manager> {
     /// running), and then it looks at the queue's next deadline before it sleeps again.
     pub(crate) sleeping_until: Option<Instant>,
     pub(crate) closed: bool,
+    /// Set by `Pool::pause`: nobody is handed a connection and no connection is opened; callers
+    /// queue (within their timeouts) until `Pool::resume`.
+    pub(crate) paused: bool,
     /// Bumped by `signal_recovery`: connections of an older generation are closed when seen.
     pub(crate) generation: u32,
     /// Connects that failed in a row; drives the backoff.
@@ -276,7 +279,7 @@ impl<M: Manager> State<M> {
             self.stats.closes.add(reason);
             return Err((live, reason));
         }
-        if self.queue.is_empty() {
+        if self.queue.is_empty() || self.paused {
             self.idle.push_back(live);
         } else {
             self.share_out(live);
@@ -342,7 +345,11 @@ impl<M: Manager> State<M> {
     /// Keeps the queue's promise: while a connection is idle and callers wait, one of them is
     /// on its way to take it.
     pub(crate) fn send_for_idle(&mut self) {
-        if !self.idle.is_empty() && !self.queue.is_empty() && self.queue.woken() == 0 {
+        if !self.paused
+            && !self.idle.is_empty()
+            && !self.queue.is_empty()
+            && self.queue.woken() == 0
+        {
             self.queue.wake_one();
         }
     }
@@ -350,6 +357,9 @@ impl<M: Manager> State<M> {
     /// An idle connection for the queued caller holding `key`, who was woken to take one; it
     /// leaves the queue if it gets one.
     pub(crate) fn take_idle_for(&mut self, key: Key) -> Option<Live<M::Connection>> {
+        if self.paused {
+            return None;
+        }
         let live = self.pop_idle()?;
         self.queue.leave(key);
         self.send_for_idle();
@@ -421,7 +431,7 @@ impl<M: Manager> State<M> {
     /// Reserves and returns how many connects to start now, within `max_size`, the connect
     /// concurrency, the backoff and the connect rate.
     pub(crate) fn reserve_connects(&mut self) -> usize {
-        if self.closed {
+        if self.closed || self.paused {
             return 0;
         }
         if self.size() >= self.prefill {
@@ -500,6 +510,7 @@ impl<M: Manager> Shared<M> {
                 queue: Queue::new(),
                 sleeping_until: None,
                 closed: false,
+                paused: false,
                 generation: 0,
                 failures: 0,
                 permanent_failure: false,
