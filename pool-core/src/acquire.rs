@@ -239,7 +239,10 @@ fn queue<M: Manager>(
         return Err(Error::NoIdle);
     }
     let limit = request.wait.limit(st.config.acquire_timeout);
-    if let Some(max_waiters) = st.config.max_waiters.filter(|&m| st.queue.len() >= m) {
+    let level_full = st.config.max_waiters_by_priority[request.priority as usize]
+        .filter(|&m| st.queue.len_of(request.priority) >= m);
+    let queue_full = st.config.max_waiters.filter(|&m| st.queue.len() >= m);
+    if let Some(max_waiters) = level_full.or(queue_full) {
         st.stats.acquires_rejected += 1;
         return Err(Error::Rejected { max_waiters });
     }

@@ -103,6 +103,8 @@ impl<M: Manager> Builder<M> {
         fairness: Fairness;
         /// Sets [`Config::self_deadlock`].
         self_deadlock: SelfDeadlock;
+        /// Sets [`Config::max_waiters_by_priority`].
+        max_waiters_by_priority: [Option<usize>; 4];
         /// Sets [`Config::max_concurrent_connects`].
         max_concurrent_connects: usize;
         /// Sets [`Config::connect_backoff`].

@@ -123,6 +123,11 @@ pub struct Config {
     /// Most callers queued at once; one more fails at once with
     /// [`Error::Rejected`](crate::Error::Rejected). Default `None` (no limit).
     pub max_waiters: Option<usize>,
+    /// Most callers of each [`Priority`](crate::Priority) queued at once, indexed by
+    /// `Priority as usize`; one more of that priority fails at once with
+    /// [`Error::Rejected`](crate::Error::Rejected), so a flood of low-priority callers cannot
+    /// fill the queue that urgent ones need. Applies besides `max_waiters`. Default no limit.
+    pub max_waiters_by_priority: [Option<usize>; 4],
     /// Most connects in flight at once. Default 4.
     pub max_concurrent_connects: usize,
     /// Most new connections per second, to spare a server that just came back.
@@ -182,6 +187,7 @@ impl Default for Config {
             priority_boost_after: Some(Duration::from_secs(1)),
             self_deadlock: SelfDeadlock::Ignore,
             max_waiters: None,
+            max_waiters_by_priority: [None; 4],
             max_concurrent_connects: 4,
             connect_rate: None,
             connect_backoff: Duration::from_millis(50),

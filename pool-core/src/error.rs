@@ -110,9 +110,11 @@ pub enum Error<E> {
     Timeout(TimeoutError<E>),
     /// The pool was closed with [`Pool::close`](crate::Pool::close).
     Closed,
-    /// Too many callers were already waiting ([`Config::max_waiters`](crate::Config::max_waiters)).
+    /// Too many callers were already waiting ([`Config::max_waiters`](crate::Config::max_waiters),
+    /// or [`Config::max_waiters_by_priority`](crate::Config::max_waiters_by_priority) for the
+    /// caller's priority).
     Rejected {
-        /// The configured limit.
+        /// The configured limit that was reached.
         max_waiters: usize,
     },
     /// [`Pool::try_get`](crate::Pool::try_get) found no idle connection.

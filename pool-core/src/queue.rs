@@ -128,6 +128,11 @@ impl<M: Manager> Queue<M> {
         self.waiting == 0
     }
 
+    /// Callers of `priority` queued.
+    pub(crate) fn len_of(&self, priority: Priority) -> usize {
+        self.per_level[priority as usize]
+    }
+
     /// Callers woken to take an idle connection that have not looked yet.
     pub(crate) fn woken(&self) -> usize {
         self.woken

@@ -229,3 +229,36 @@ async fn a_high_priority_caller_giving_up_passes_its_turn_on() {
     assert_eq!(got, id);
     assert_quiet(&pool, 0).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_priority_can_have_its_own_waiter_limit() {
+    let mock = Mock::new();
+    let pool = Pool::builder(mock.clone())
+        .max_size(1)
+        .max_waiters_by_priority([Some(1), None, None, None])
+        .build_lazy()
+        .unwrap();
+    let conn = hold(pool.get().await.unwrap());
+    let low = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get_with(Priority::Low).await.map(drop) }
+    });
+    settle().await;
+    let err = pool.get_with(Priority::Low).await.unwrap_err();
+    assert!(
+        matches!(err, pool_core::Error::Rejected { max_waiters: 1 }),
+        "{err}"
+    );
+    assert_eq!(pool.stats().acquires_rejected, 1);
+    // Other priorities still queue.
+    let normal = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(drop) }
+    });
+    settle().await;
+    assert_eq!(pool.status().waiting, 2);
+    drop(conn);
+    normal.await.unwrap().unwrap();
+    low.await.unwrap().unwrap();
+    assert_quiet(&pool, 0).await;
+}
