@@ -173,12 +173,11 @@ pub(crate) async fn acquire<M: Manager>(
         match prepared {
             Some(mut live) => {
                 live.meta.uses += 1;
-                live.meta.last_used = shared.now();
                 if queued {
                     let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
                     shared
                         .lock()
-                        .record_waited(request.priority, waited, live.meta.last_used);
+                        .record_waited(request.priority, waited, shared.now());
                 }
                 shared.health.served();
                 if policy.track_holders {
@@ -339,6 +338,8 @@ fn inspect<'a, M: Manager>(
     if work.reset != Cleanup::None || work.check {
         Inspected::Work(Checkout::new(shared, live), work)
     } else {
+        // From here on, when it was handed out.
+        live.meta.last_used = now;
         Inspected::Ready(live)
     }
 }
@@ -410,6 +411,7 @@ async fn prepare<M: Manager>(
     if direct {
         shared.lock().stats.record_direct(request.priority);
     }
+    checkout.live().meta.last_used = shared.now();
     Some(checkout.keep())
 }
 

@@ -206,6 +206,7 @@ impl<M: Manager> DerefMut for PooledConnection<M> {
 }
 
 impl<M: Manager> Drop for PooledConnection<M> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(live) = self.live.take() {
             self.shared.release(live);

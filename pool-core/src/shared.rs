@@ -637,6 +637,9 @@ impl<M: Manager> Shared<M> {
         };
         let needs_reset = broken.is_none() && self.manager.needs_reset(&mut live.conn);
         let now = self.now();
+        // While out, `last_used` says when it was handed out.
+        let handed_out = std::mem::replace(&mut live.meta.last_used, now);
+        live.meta.cleanup = Cleanup::Reset;
         let mut st = self.lock();
         st.in_use -= 1;
         let leaked = if st.leaks.is_empty() {
@@ -644,23 +647,49 @@ impl<M: Manager> Shared<M> {
         } else {
             st.leaks.remove(&live.meta.id)
         };
-        let policy = st.policy();
-        let verdict = if policy.plain_return || broken.is_some() {
-            Verdict::Keep(Cleanup::Reset)
-        } else {
-            st.note_outcome(false, now);
-            st.config.recycle.verdict(&live.meta, now, || needs_reset)
-        };
-        if broken.is_some() && !policy.plain_return {
-            st.note_outcome(true, now);
+        if !st.policy.plain_return {
+            return self.release_by_policy(st, live, broken, needs_reset, handed_out, leaked);
         }
-        let handed_out = std::mem::replace(&mut live.meta.last_used, now);
-        let cleanup = match verdict {
+        let goes_idle = st.queue.is_empty();
+        let outcome = match broken {
+            Some(reason) => {
+                st.stats.closes.add(reason);
+                Err((live, reason))
+            }
+            None => st.put_back(live, Some(now)),
+        };
+        let tend = needs_reset && goes_idle && outcome.is_ok() && st.tend_at.is_none();
+        self.finish_release(st, outcome, tend, (handed_out, now), leaked);
+    }
+
+    /// The rest of [`release`](Self::release) under the lifecycle policies in force (a recycling
+    /// strategy other than `Fast`, a check on return, adaptive aging).
+    #[cold]
+    #[inline(never)]
+    fn release_by_policy(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, State<M>>,
+        mut live: Live<M::Connection>,
+        broken: Option<CloseReason>,
+        needs_reset: bool,
+        handed_out: Nanos,
+        leaked: Option<LeakRecord>,
+    ) {
+        let now = live.meta.last_used;
+        st.note_outcome(broken.is_some(), now);
+        let goes_idle = st.queue.is_empty();
+        let mut verdict = Verdict::Keep(Cleanup::Reset);
+        if broken.is_none() {
+            // The rules read when it was handed out.
+            live.meta.last_used = handed_out;
+            verdict = st.config.recycle.verdict(&live.meta, now, || needs_reset);
+            live.meta.last_used = now;
+        }
+        live.meta.cleanup = match verdict {
             Verdict::Keep(cleanup) => cleanup,
             Verdict::Replace => Cleanup::None,
         };
-        live.meta.cleanup = cleanup;
-        let goes_idle = st.queue.is_empty();
+        let full = live.meta.cleanup == Cleanup::Full;
         let outcome = match (broken, verdict) {
             (Some(reason), _) => {
                 st.stats.closes.add(reason);
@@ -690,10 +719,22 @@ impl<M: Manager> Shared<M> {
             }
             (None, Verdict::Keep(_)) => st.put_back(live, Some(now)),
         };
-        let tend = (needs_reset || cleanup == Cleanup::Full)
-            && goes_idle
-            && outcome.is_ok()
-            && st.tend_at.is_none();
+        let tend = (needs_reset || full) && goes_idle && outcome.is_ok() && st.tend_at.is_none();
+        self.finish_release(st, outcome, tend, (handed_out, now), leaked);
+    }
+
+    /// The end of every release: closes what must be closed, asks for the clean-up of a dirty
+    /// connection gone idle (`tend`), and notes a reported leak's return. `out` is when the
+    /// connection was handed out and when it came back.
+    #[inline(always)]
+    fn finish_release(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, State<M>>,
+        outcome: Result<(), (Live<M::Connection>, CloseReason)>,
+        tend: bool,
+        (handed_out, now): (Nanos, Nanos),
+        leaked: Option<LeakRecord>,
+    ) {
         let wake = tend && st.schedule_tending();
         match outcome {
             Ok(()) => drop(st),
