@@ -60,7 +60,10 @@
 //!
 //! Events use stable targets: `pool_core::connect` (connects and their failures),
 //! `pool_core::close` (connections closed, with the reason), `pool_core::leak` (leak
-//! warnings), `pool_core::deadlock` (self-deadlock warnings), `pool_core::recovery`.
+//! warnings), `pool_core::deadlock` (self-deadlock warnings), `pool_core::warning` (soft
+//! limits: see [`SoftLimits`]), `pool_core::aging` (lifetimes shortened and restored by
+//! [`AgingPolicy::Adaptive`]), `pool_core::upkeep` (rounds of background work, at trace level),
+//! `pool_core::recovery` (recovery signals, pause and resume).
 
 mod acquire;
 mod aging;
