@@ -89,6 +89,19 @@ impl pool_core::Manager for Manager {
         Ok(())
     }
 
+    /// [`reset`](pool_core::Manager::reset), which is already the protocol's full clean-up
+    /// (`COM_RESET_CONNECTION`), then `USE` of the configured database: the reset keeps
+    /// whatever database the borrower switched to. Without a configured database there is
+    /// none to go back to, and a borrower's `USE` stays.
+    async fn full_reset(&self, conn: &mut Conn) -> Result<(), Error> {
+        pool_core::Manager::reset(self, conn).await?;
+        if let Some(db) = self.opts.db_name() {
+            conn.query_drop(format!("USE `{}`", db.replace('`', "``")))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// True when the socket is gone, a request was abandoned mid-flight, or a result was left
     /// unread.
     ///

@@ -189,6 +189,31 @@ impl pool_core::Manager for Manager {
         Ok(())
     }
 
+    /// [`reset`](pool_core::Manager::reset) (the wait for abandoned replies, the `ROLLBACK` of
+    /// an open or aborted transaction, the configured clean-up), then `DISCARD ALL` unless the
+    /// configured clean-up already did its work: settings, temporary tables, prepared
+    /// statements and open cursors, `LISTEN`s, advisory locks, cached plans and sequence
+    /// state, and `SET SESSION AUTHORIZATION`, are all back to how the session started.
+    /// Settings given when connecting (`application_name`, `options`) come back as given.
+    /// The server forgets every prepared statement, so the connection's statement cache (and
+    /// `tokio_postgres`'s cached type lookups) are emptied with it, and
+    /// [`prepare_cached`](PgConnection::prepare_cached) prepares afresh.
+    ///
+    /// `DISCARD ALL` refuses to run inside a transaction block, hence the rollback first: one
+    /// round trip for a session idle outside a transaction with no clean-up configured, two
+    /// otherwise.
+    async fn full_reset(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        pool_core::Manager::reset(self, conn).await?;
+        if self.discards_statements {
+            return Ok(());
+        }
+        conn.batch_execute("DISCARD ALL")
+            .await
+            .map_err(Error::Postgres)?;
+        conn.forget_server_statements();
+        Ok(())
+    }
+
     /// Clean when the session is idle outside a transaction and no clean-up is configured:
     /// then reset would send nothing, so it is skipped altogether. A reply still on its way
     /// (an abandoned request) makes the session not idle, so reset waits for it.

@@ -215,6 +215,17 @@ impl pool_core::Manager for Manager {
         Ok(())
     }
 
+    /// `RESET` and the connection's setup (`AUTH`/`HELLO`, `SELECT` of the configured
+    /// database), pipelined in one round trip, whatever the borrower did: `RESET` discards
+    /// `MULTI` and `WATCH`, the selected database, the client name, client tracking,
+    /// `CLIENT REPLY` and `NO-EVICT` modes, the protocol version and the authenticated user,
+    /// and the setup brings back what the configuration asks for. Needs Redis 6.2 or later,
+    /// like [`reset`](pool_core::Manager::reset); an older server refuses `RESET`, and the
+    /// connection is closed.
+    async fn full_reset(&self, conn: &mut RedisConnection) -> Result<(), Error> {
+        self.restore(conn, true).await
+    }
+
     /// Only a borrower that changed the session leaves anything to reset.
     fn needs_reset(&self, conn: &mut RedisConnection) -> bool {
         conn.session.is_dirty()

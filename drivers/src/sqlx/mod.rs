@@ -76,6 +76,11 @@ pub trait SqlxConnection: ::sqlx::Connection + sealed::Sealed + 'static {
     #[doc(hidden)]
     fn end_transaction(&mut self) -> impl Future<Output = Result<(), ::sqlx::Error>> + Send;
 
+    /// After `end_transaction`: returns the session to how it started, as far as sqlx lets
+    /// the database do it (the full reset of [`Recycle::Checked`](pool_core::Recycle::Checked)).
+    #[doc(hidden)]
+    fn discard_session(&mut self) -> impl Future<Output = Result<(), ::sqlx::Error>> + Send;
+
     /// Whether a server error returned while connecting cannot be fixed by retrying.
     #[doc(hidden)]
     fn is_permanent(error: &dyn ::sqlx::error::DatabaseError) -> bool;
@@ -143,6 +148,17 @@ impl<C: SqlxConnection> pool_core::Manager for Manager<C> {
             ));
         }
         Ok(())
+    }
+
+    /// [`reset`](pool_core::Manager::reset), then what the database offers to return the
+    /// session to how it started: on PostgreSQL, sqlx's statement cache is cleared (closing
+    /// its statements on the server) and `DISCARD ALL` sent; on MySQL and SQLite nothing more,
+    /// so there it is the same as `reset` (sqlx cannot send MySQL's `COM_RESET_CONNECTION`,
+    /// and SQLite has no statement that resets a connection: its temporary tables, `PRAGMA`s
+    /// and attached databases stay).
+    async fn full_reset(&self, conn: &mut C) -> Result<(), ::sqlx::Error> {
+        pool_core::Manager::reset(self, conn).await?;
+        conn.discard_session().await
     }
 
     fn classify(&self, error: &::sqlx::Error) -> ErrorKind {

@@ -2,7 +2,8 @@
 //!
 //! Reset sends `ROLLBACK`, which the server accepts silently when no transaction is open, so
 //! no question needs asking first. (sqlx offers no way to send `COM_RESET_CONNECTION`, so
-//! session variables, temporary tables and user locks are left as they are.)
+//! session variables, temporary tables and user locks are left as they are, by the full reset of
+//! [`Recycle::Checked`](pool_core::Recycle::Checked) too.)
 //!
 //! Connect errors that are permanent: access denied (1044, 1045, 1698), unknown database
 //! (1049), host not allowed (1130), an authentication plugin the client does not support
@@ -45,6 +46,11 @@ impl super::SqlxConnection for MySqlConnection {
 
     async fn end_transaction(&mut self) -> Result<(), sqlx::Error> {
         Executor::execute(&mut *self, "ROLLBACK").await?;
+        Ok(())
+    }
+
+    async fn discard_session(&mut self) -> Result<(), sqlx::Error> {
+        // No SQL statement does what `COM_RESET_CONNECTION` does, and sqlx cannot send it.
         Ok(())
     }
 

@@ -6,6 +6,9 @@
 //! and sends `ROLLBACK` when one is, or when the transaction is aborted. Sending `ROLLBACK`
 //! every time would make the server log a warning on every checkout.
 //!
+//! The full reset ([`Recycle::Checked`](pool_core::Recycle::Checked)) then clears sqlx's
+//! statement cache and sends `DISCARD ALL`.
+//!
 //! Connect errors that are permanent: wrong password (`28P01`), unknown role or no `pg_hba`
 //! entry (`28000`), unknown database (`3D000`), no `CONNECT` privilege (`42501`), a rejected
 //! startup option (`22023`, `42704`, `08P01`). Too many connections (`53300`) and a server
@@ -64,6 +67,14 @@ impl super::SqlxConnection for PgConnection {
         if open {
             Executor::execute(&mut *self, "ROLLBACK").await?;
         }
+        Ok(())
+    }
+
+    async fn discard_session(&mut self) -> Result<(), sqlx::Error> {
+        // The server forgets every prepared statement, so sqlx must too; clearing first closes
+        // them in the ordinary way.
+        sqlx::Connection::clear_cached_statements(self).await?;
+        Executor::execute(&mut *self, "DISCARD ALL").await?;
         Ok(())
     }
 

@@ -64,6 +64,11 @@ impl super::SqlxConnection for SqliteConnection {
         }
     }
 
+    async fn discard_session(&mut self) -> Result<(), sqlx::Error> {
+        // SQLite has no statement that resets a connection.
+        Ok(())
+    }
+
     fn is_permanent(error: &dyn DatabaseError) -> bool {
         error
             .code()
