@@ -10,6 +10,7 @@ mod docker;
 pub mod faults;
 pub mod invariants;
 pub mod proxy;
+pub mod redis_client;
 mod skips;
 
 use std::cell::RefCell;

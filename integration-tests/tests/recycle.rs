@@ -4,6 +4,7 @@
 //! ends on the server; a PostgreSQL session killed while held is caught by the check on return
 //! and never handed out.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use integration_tests::{server, unique_name, Kind};
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::redis::redis::{self, AsyncCommands};
 use pool_drivers::sqlx::sqlx::{self, Connection as _};
-use pool_drivers::{CloseReason, Recycle};
+use pool_drivers::{CloseReason, Manager, Pool, Recycle};
 
 /// How long any one of these tests may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -47,10 +48,44 @@ async fn address(url: &str, default_port: u16) -> SocketAddr {
     addresses.next().expect("an address for the server's host")
 }
 
+/// `Recycle::Replace` on any driver (`pool` recycles that way): the next borrower gets another
+/// server session, the one returned ends on the server, and the pool counts it as recycled.
+/// `id` names a connection's server session; `exists` asks the server, over another
+/// connection, whether a session is still there.
+async fn replace_ends_the_old_session<M, Id>(
+    pool: &Pool<M>,
+    id: impl AsyncFn(&mut M::Connection) -> Id,
+    exists: impl AsyncFn(Id) -> bool,
+) where
+    M: Manager,
+    Id: Copy + PartialEq + Debug,
+{
+    let mut conn = pool.get().await.expect("a connection");
+    let first = id(&mut conn).await;
+    drop(conn);
+    let mut conn = pool.get().await.expect("a new connection");
+    let second = id(&mut conn).await;
+    assert_ne!(second, first, "a new server session");
+    assert_eq!(pool.stats().closes.get(CloseReason::Recycled), 1);
+    eventually(
+        "the old session ending",
+        Duration::from_secs(10),
+        || async {
+            if exists(first).await {
+                Err(format!("the server still has session {first:?}"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    assert!(exists(second).await, "the new session is on the server");
+}
+
 mod postgres {
     use super::*;
     use pool_drivers::postgres::tokio_postgres::error::SqlState;
-    use pool_drivers::postgres::{Config, Connection, Pool};
+    use pool_drivers::postgres::{Config, PgConnection, Pool};
 
     /// A pool of one connection whose sessions carry `app` as their `application_name`.
     fn config(url: &str, app: &str, recycle: Recycle) -> Config {
@@ -63,14 +98,14 @@ mod postgres {
         config
     }
 
-    async fn pid(conn: &Connection) -> i32 {
+    async fn pid(conn: &PgConnection) -> i32 {
         conn.query_one("SELECT pg_backend_pid()", &[])
             .await
             .expect("the backend's pid")
             .get(0)
     }
 
-    async fn setting(conn: &Connection, name: &str) -> String {
+    async fn setting(conn: &PgConnection, name: &str) -> String {
         conn.query_one("SELECT current_setting($1)", &[&name])
             .await
             .expect("a setting")
@@ -191,15 +226,12 @@ mod postgres {
                 .create_pool()
                 .unwrap();
 
-            let conn = pool.get().await.unwrap();
-            let first = pid(&conn).await;
-            drop(conn);
-            let conn = pool.get().await.unwrap();
-            let second = pid(&conn).await;
-            assert_ne!(second, first, "a new server session");
-            assert_eq!(pool.stats().closes.get(CloseReason::Recycled), 1);
-            session_ended(&admin, first).await;
-            assert!(session_exists(&admin, second).await);
+            replace_ends_the_old_session(
+                &pool,
+                async |conn: &mut PgConnection| pid(conn).await,
+                async |pid| session_exists(&admin, pid).await,
+            )
+            .await;
         })
         .await;
     }
@@ -344,7 +376,8 @@ mod postgres {
 
 mod mysql {
     use super::*;
-    use pool_drivers::mysql::{Config, Connection, Pool};
+    use pool_drivers::mysql::mysql_async::Conn;
+    use pool_drivers::mysql::{Config, Pool};
 
     /// A pool of one connection.
     fn pool(url: &str, recycle: Recycle) -> Pool {
@@ -355,7 +388,7 @@ mod mysql {
         config.create_pool().unwrap()
     }
 
-    async fn connection_id(conn: &mut Connection) -> u64 {
+    async fn connection_id(conn: &mut Conn) -> u64 {
         let id: Option<u64> = conn.query_first("SELECT CONNECTION_ID()").await.unwrap();
         id.expect("a connection id")
     }
@@ -425,41 +458,19 @@ mod mysql {
         };
         bounded(async {
             let pool = pool(server.url(), Recycle::Replace);
-            let admin = self::pool(server.url(), Recycle::Fast);
-
-            let mut conn = pool.get().await.unwrap();
-            let first = connection_id(&mut conn).await;
-            drop(conn);
-            let mut conn = pool.get().await.unwrap();
-            let second = connection_id(&mut conn).await;
-            assert_ne!(second, first, "a new server session");
-            assert_eq!(pool.stats().closes.get(CloseReason::Recycled), 1);
-            let sessions = |id: u64| {
-                let admin = admin.clone();
-                async move {
-                    let mut conn = admin.get().await.unwrap();
-                    let n: Option<i64> = conn
-                        .exec_first(
-                            "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ?",
-                            (id,),
-                        )
-                        .await
-                        .unwrap();
-                    n.unwrap_or(0)
-                }
-            };
-            eventually(
-                "the old session ending",
-                Duration::from_secs(10),
-                || async {
-                    match sessions(first).await {
-                        0 => Ok(()),
-                        _ => Err(format!("the server still has session {first}")),
-                    }
-                },
-            )
+            let admin = &self::pool(server.url(), Recycle::Fast);
+            replace_ends_the_old_session(&pool, connection_id, async |id: u64| {
+                let mut conn = admin.get().await.unwrap();
+                let n: Option<i64> = conn
+                    .exec_first(
+                        "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ?",
+                        (id,),
+                    )
+                    .await
+                    .unwrap();
+                n.unwrap_or(0) > 0
+            })
             .await;
-            assert_eq!(sessions(second).await, 1);
         })
         .await;
     }
@@ -467,7 +478,8 @@ mod mysql {
 
 mod redis_tests {
     use super::*;
-    use pool_drivers::redis::{Config, Connection, Pool};
+    use integration_tests::redis_client::{client_id, client_info};
+    use pool_drivers::redis::{Config, Pool};
 
     /// The database the pools of these tests select.
     const DB: i64 = 2;
@@ -486,27 +498,6 @@ mod redis_tests {
         config.pool.acquire_timeout = Some(Duration::from_secs(10));
         config.pool.recycle = recycle;
         config.create_pool().unwrap()
-    }
-
-    async fn client_id(conn: &mut Connection) -> i64 {
-        redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut **conn)
-            .await
-            .unwrap()
-    }
-
-    /// The `name=value` field of `CLIENT INFO`.
-    async fn client_info(conn: &mut Connection, name: &str) -> String {
-        let info: String = redis::cmd("CLIENT")
-            .arg("INFO")
-            .query_async(&mut **conn)
-            .await
-            .unwrap();
-        info.split_whitespace()
-            .find_map(|f| f.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name} in {info}"))
-            .to_owned()
     }
 
     #[tokio::test]
@@ -556,42 +547,19 @@ mod redis_tests {
         };
         bounded(async {
             let pool = pool(server.url(), Recycle::Replace);
-            let admin = self::pool(server.url(), Recycle::Fast);
-
-            let mut conn = pool.get().await.unwrap();
-            let first = client_id(&mut conn).await;
-            drop(conn);
-            let mut conn = pool.get().await.unwrap();
-            let second = client_id(&mut conn).await;
-            assert_ne!(second, first, "a new server session");
-            assert_eq!(pool.stats().closes.get(CloseReason::Recycled), 1);
-            let listed = |id: i64| {
-                let admin = admin.clone();
-                async move {
-                    let mut conn = admin.get().await.unwrap();
-                    let list: String = redis::cmd("CLIENT")
-                        .arg("LIST")
-                        .arg("ID")
-                        .arg(id)
-                        .query_async(&mut *conn)
-                        .await
-                        .unwrap();
-                    !list.trim().is_empty()
-                }
-            };
-            eventually(
-                "the old session ending",
-                Duration::from_secs(10),
-                || async {
-                    if listed(first).await {
-                        Err(format!("the server still lists client {first}"))
-                    } else {
-                        Ok(())
-                    }
-                },
-            )
+            let admin = &self::pool(server.url(), Recycle::Fast);
+            replace_ends_the_old_session(&pool, client_id, async |id: i64| {
+                let mut conn = admin.get().await.unwrap();
+                let list: String = redis::cmd("CLIENT")
+                    .arg("LIST")
+                    .arg("ID")
+                    .arg(id)
+                    .query_async(&mut *conn)
+                    .await
+                    .unwrap();
+                !list.trim().is_empty()
+            })
             .await;
-            assert!(listed(second).await);
         })
         .await;
     }

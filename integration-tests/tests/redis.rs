@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use integration_tests::redis_client::{client_id, client_info};
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::redis::redis::{self, AsyncCommands};
 use pool_drivers::redis::{Config, Error, Pool, PoolError};
@@ -28,27 +29,6 @@ fn with_login(url: &str, login: &str, path: &str) -> String {
     let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let host = host_part.split(['/', '?']).next().unwrap_or(host_part);
     format!("{scheme}://{login}{host}/{path}")
-}
-
-async fn client_id(conn: &mut pool_drivers::redis::Connection) -> i64 {
-    redis::cmd("CLIENT")
-        .arg("ID")
-        .query_async(&mut **conn)
-        .await
-        .unwrap()
-}
-
-/// The `name=value` field of `CLIENT INFO`.
-async fn client_info(conn: &mut pool_drivers::redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("CLIENT")
-        .arg("INFO")
-        .query_async(&mut **conn)
-        .await
-        .unwrap();
-    info.split_whitespace()
-        .find_map(|f| f.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} in {info}"))
-        .to_owned()
 }
 
 #[tokio::test]
