@@ -2,8 +2,8 @@
 //!
 //! Reset sends `ROLLBACK`, which the server accepts silently when no transaction is open, so
 //! no question needs asking first. (sqlx offers no way to send `COM_RESET_CONNECTION`, so
-//! session variables, temporary tables and user locks are left as they are, by the full reset of
-//! [`Recycle::Checked`](pool_core::Recycle::Checked) too.)
+//! session variables, temporary tables and user locks are left as they are, even by the full
+//! reset of [`Recycle::Checked`](pool_core::Recycle::Checked).)
 //!
 //! Connect errors that are permanent: access denied (1044, 1045, 1698), unknown database
 //! (1049), host not allowed (1130), an authentication plugin the client does not support
