@@ -1,0 +1,284 @@
+//! Partitions sharing one budget, and a registry of pools, against a real PostgreSQL: the
+//! server's own view (`pg_stat_activity`) is what is counted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use integration_tests::{server, unique_name, Kind};
+use pool_drivers::postgres::{Config, Manager, Pool};
+use pool_fleet::{Budget, PartitionLimits, Partitions, PoolRegistry};
+
+/// Roles made for one test, dropped (their sessions ended first) when this is dropped, even
+/// when the test fails.
+struct Roles {
+    url: String,
+    names: Vec<String>,
+}
+
+impl Roles {
+    async fn create(url: &str, n: usize) -> Roles {
+        let admin = admin(url);
+        let conn = admin.get().await.unwrap();
+        let mut roles = Roles {
+            url: url.to_owned(),
+            names: Vec::new(),
+        };
+        for _ in 0..n {
+            let name = unique_name("fleet_tenant");
+            conn.batch_execute(&format!("CREATE ROLE {name} LOGIN"))
+                .await
+                .unwrap();
+            roles.names.push(name);
+        }
+        roles
+    }
+}
+
+impl Drop for Roles {
+    fn drop(&mut self) {
+        let (url, names) = (self.url.clone(), std::mem::take(&mut self.names));
+        // A runtime of its own on a thread of its own: this may run while the test's runtime
+        // unwinds.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let admin = admin(&url);
+                let conn = admin.get().await.unwrap();
+                for name in names {
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                        &[&name],
+                    )
+                    .await
+                    .unwrap();
+                    // A terminated backend leaves pg_stat_activity a moment later.
+                    for _ in 0..100 {
+                        if conn
+                            .batch_execute(&format!("DROP ROLE IF EXISTS {name}"))
+                            .await
+                            .is_ok()
+                        {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            });
+        })
+        .join();
+        if dropped.is_err() && !std::thread::panicking() {
+            panic!("could not drop the test's roles");
+        }
+    }
+}
+
+/// A small pool of the server's own user, outside every budget, to look at the server with.
+fn admin(url: &str) -> Pool {
+    let mut config = Config::from_url(url).unwrap();
+    config.pool.max_size = 1;
+    config.create_pool().unwrap()
+}
+
+/// The server's count of sessions named `app`, and of those of `user`.
+async fn sessions(admin: &Pool, app: &str, user: &str) -> (i64, i64) {
+    let row = admin
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE usename = $2) \
+             FROM pg_stat_activity WHERE application_name = $1",
+            &[&app, &user],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+const TENANTS: usize = 20;
+const BUDGET: usize = 10;
+const TASKS: usize = 8;
+const FLOOD_TASKS: usize = 40;
+const ROUNDS: usize = 4;
+const LIMIT: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_tenants_share_a_budget_of_ten_sessions() {
+    let Some(server) = server(Kind::Postgres).await else {
+        return;
+    };
+    let url = server.url();
+    let roles = Roles::create(url, TENANTS).await;
+    let app = unique_name("fleet_tenants");
+    let partitions = Partitions::new(Budget::new(BUDGET).unwrap());
+    for role in &roles.names {
+        let mut config = Config::from_url(url).unwrap();
+        config.postgres.user(role.as_str());
+        config.postgres.application_name(app.as_str());
+        partitions
+            .add(
+                role.clone(),
+                config.manager().unwrap(),
+                PartitionLimits::max(LIMIT),
+            )
+            .unwrap();
+    }
+    // The first tenant floods: five times the callers of the others.
+    let flood = roles.names[0].clone();
+
+    // Counts what the server sees while the load runs.
+    let most = Arc::new(Mutex::new((0i64, 0i64, 0usize)));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (admin, app, flood) = (admin(url), app.clone(), flood.clone());
+        let (most, stop) = (Arc::clone(&most), Arc::clone(&stop));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let (all, flooding) = sessions(&admin, &app, &flood).await;
+                {
+                    let mut most = most.lock().unwrap();
+                    most.0 = most.0.max(all);
+                    most.1 = most.1.max(flooding);
+                    most.2 += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+
+    let served: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..TENANTS).map(|_| AtomicUsize::new(0)).collect());
+    let mut tasks = Vec::new();
+    for (i, role) in roles.names.iter().enumerate() {
+        let callers = if i == 0 { FLOOD_TASKS } else { TASKS };
+        for _ in 0..callers {
+            let (partitions, role, served) =
+                (partitions.clone(), role.clone(), Arc::clone(&served));
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..ROUNDS {
+                    let conn = partitions.get(&role).await.unwrap();
+                    let user: String = conn
+                        .query_one("SELECT current_user::text FROM pg_sleep(0.002)", &[])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    assert_eq!(user, role, "a session of another tenant");
+                    served[i].fetch_add(1, Ordering::SeqCst);
+                }
+            }));
+        }
+    }
+    let load = async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(180), load)
+        .await
+        .expect("every tenant's callers finished");
+    stop.store(true, Ordering::SeqCst);
+    sampler.await.unwrap();
+
+    let (most_all, most_flood, samples) = *most.lock().unwrap();
+    eprintln!(
+        "fleet: {samples} samples; at most {most_all} sessions in all, {most_flood} of the flooding tenant"
+    );
+    assert!(samples > 10, "the server was sampled while the load ran");
+    assert!(
+        most_all <= BUDGET as i64,
+        "the server saw {most_all} sessions"
+    );
+    assert!(most_all > 0);
+    assert!(
+        most_flood <= LIMIT as i64,
+        "the flooding tenant had {most_flood} sessions"
+    );
+    for (i, count) in served.iter().enumerate() {
+        let callers = if i == 0 { FLOOD_TASKS } else { TASKS };
+        assert_eq!(count.load(Ordering::SeqCst), callers * ROUNDS, "tenant {i}");
+    }
+    for key in partitions.keys() {
+        assert!(
+            partitions
+                .pool(&key)
+                .unwrap()
+                .close_and_wait(Duration::from_secs(10))
+                .await
+        );
+    }
+    assert_eq!(partitions.budget().status().held, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_makes_one_pool_for_concurrent_first_use_and_closes_every_session() {
+    let Some(server) = server(Kind::Postgres).await else {
+        return;
+    };
+    let url = server.url().to_owned();
+    let app = unique_name("fleet_registry");
+    let loads = Arc::new(AtomicUsize::new(0));
+    let registry = {
+        let (url, app, loads) = (url.clone(), app.clone(), Arc::clone(&loads));
+        PoolRegistry::<Manager>::new(move |name: String| {
+            let (url, app) = (url.clone(), app.clone());
+            loads.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut config = Config::from_url(&url)?;
+                config.postgres.application_name(format!("{app}_{name}"));
+                config.pool.max_size = 4;
+                config.create_pool()
+            }
+        })
+    };
+    let callers: Vec<_> = (0..16)
+        .map(|i| {
+            let registry = registry.clone();
+            let name = if i % 2 == 0 { "orders" } else { "billing" };
+            tokio::spawn(async move {
+                let pool = registry.get(name).await.unwrap();
+                let conn = pool.get().await.unwrap();
+                conn.query_one("SELECT 1", &[]).await.unwrap();
+            })
+        })
+        .collect();
+    for caller in callers {
+        tokio::time::timeout(Duration::from_secs(60), caller)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 2, "one load per name");
+    let admin = admin(&url);
+    let open = |admin: Pool, app: String| async move {
+        let pattern = format!("{app}\\_%");
+        admin
+            .get()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+                &[&pattern],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert!(open(admin.clone(), app.clone()).await > 0);
+    assert_eq!(registry.report().len(), 2);
+
+    assert!(registry.close_all_and_wait(Duration::from_secs(10)).await);
+    // The server drops a closed session a moment after the client does.
+    let mut left = i64::MAX;
+    for _ in 0..100 {
+        left = open(admin.clone(), app.clone()).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "sessions left on the server after close_all");
+}
