@@ -7,6 +7,8 @@
 //! - [`Partitions`] with a [`Budget`]: a pool per tenant, user, application or service, all
 //!   together within one maximum of open connections, each within its own
 //!   [`PartitionLimits`], the budget shared fairly.
+//! - [`Router`]: which partition serves a request: by key, least connections, round-robin,
+//!   random or a closure, with a preferred partition, a fallback and sticky sessions.
 //!
 //! # What a client-side pool can and cannot limit
 //!
@@ -32,6 +34,7 @@ mod error;
 mod partition_manager;
 mod partitions;
 mod registry;
+mod routing;
 
 pub use budget::{Budget, BudgetPermit, BudgetStatus, Share};
 pub use error::{AcquireError, BoxError, LimitError, PartitionError, RegistryError, ShardError};
@@ -41,3 +44,4 @@ pub use partitions::{
     PartitionPoolError, PartitionStatus, Partitions,
 };
 pub use registry::{PoolRegistry, PoolReport, PoolState};
+pub use routing::{Candidate, Fallback, Pick, Route, Router, StickySession, Strategy};
