@@ -9,6 +9,8 @@
 //!   [`PartitionLimits`], the budget shared fairly.
 //! - [`Router`]: which partition serves a request: by key, least connections, round-robin,
 //!   random or a closure, with a preferred partition, a fallback and sticky sessions.
+//! - [`ShardRouter`]: each shard key to its shard (a pool, a read/write pair, anything), by a
+//!   stable hash or by ranges; adding a shard is explicit.
 //!
 //! # What a client-side pool can and cannot limit
 //!
@@ -35,6 +37,7 @@ mod partition_manager;
 mod partitions;
 mod registry;
 mod routing;
+mod shards;
 
 pub use budget::{Budget, BudgetPermit, BudgetStatus, Share};
 pub use error::{AcquireError, BoxError, LimitError, PartitionError, RegistryError, ShardError};
@@ -45,3 +48,4 @@ pub use partitions::{
 };
 pub use registry::{PoolRegistry, PoolReport, PoolState};
 pub use routing::{Candidate, Fallback, Pick, Route, Router, StickySession, Strategy};
+pub use shards::{ShardKey, ShardRouter};
