@@ -47,6 +47,8 @@ pub(crate) trait Reclaim: Send + Sync {
 
 struct Shared {
     state: Mutex<State>,
+    /// How long a closed connection's permit is kept before it comes back.
+    close_grace: std::time::Duration,
 }
 
 struct State {
@@ -75,6 +77,9 @@ struct Ledger {
     recalled: usize,
     /// Recalled permits picked, whose connection is closing.
     closing: usize,
+    /// Permits of closed connections waiting out the close grace (recalled ones are counted
+    /// in `closing` instead).
+    lingering: usize,
     reclaim: Option<Weak<dyn Reclaim>>,
 }
 
@@ -82,7 +87,7 @@ impl Ledger {
     /// Whether the partition may lend an idle connection's room to a claim: it holds
     /// connections not already being given back, and waits for none.
     fn lends(&self) -> bool {
-        self.waiting == 0 && self.held > self.recalled + self.closing
+        self.waiting == 0 && self.held > self.recalled + self.closing + self.lingering
     }
 
     /// Adds this partition's reclaim hook to `hooks`, once.
@@ -151,6 +156,7 @@ impl Budget {
         }
         Ok(Budget {
             shared: Arc::new(Shared {
+                close_grace: DEFAULT_CLOSE_GRACE,
                 state: Mutex::new(State {
                     capacity,
                     held: 0,
@@ -162,6 +168,30 @@ impl Budget {
                 }),
             }),
         })
+    }
+
+    /// Sets how long the room of a closed connection stays taken before it comes back.
+    ///
+    /// Drivers close a session in the background (the socket is shut and the server ends the
+    /// session a moment after the connection is dropped), so a budget that gave the room back
+    /// at once would let the server briefly see a new session beside the old one. The grace
+    /// covers that moment: with it, the server sees at most the capacity, as long as closing a
+    /// session takes less than the grace. Zero gives the room back at once (the budget then
+    /// bounds the connections the application holds, not the sessions the server lists).
+    /// Default 50 ms. Needs a tokio runtime where connections are closed; outside one, the
+    /// room comes back at once.
+    ///
+    /// Set it before the budget is shared with partitions.
+    ///
+    /// # Errors
+    ///
+    /// A [`LimitError`] if the budget is already shared (cloned or given to partitions).
+    pub fn close_grace(mut self, grace: std::time::Duration) -> Result<Self, LimitError> {
+        let shared = Arc::get_mut(&mut self.shared).ok_or_else(|| {
+            LimitError::new("close_grace", "must be set before the budget is shared")
+        })?;
+        shared.close_grace = grace;
+        Ok(self)
     }
 
     /// The most connections open at once.
@@ -196,6 +226,7 @@ impl Budget {
             waiting: 0,
             recalled: 0,
             closing: 0,
+            lingering: 0,
             reclaim: None,
         });
         Ok(LedgerId(st.ledgers.len() - 1))
@@ -269,8 +300,9 @@ struct Actions {
     sweep: bool,
 }
 
-/// How often the sweeper looks for idle connections to close while claims are open: a
-/// connection opened for a caller who left goes idle without the budget seeing it.
+/// How often the sweeper looks for idle connections to close while the budget wants some back:
+/// a connection that goes idle (opened for a caller who left, say) does so without the budget
+/// seeing it.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Shared {
@@ -290,8 +322,9 @@ impl Shared {
     }
 }
 
-/// Closes idle connections of partitions with no unmet demand while other partitions' waiters
-/// hold claims; ends when no claim is open or the budget is gone.
+/// Closes idle connections the budget wants back while it wants any: those of partitions that
+/// owe a recalled permit, and, while claims are open, those of partitions with no unmet demand.
+/// Ends when nothing is wanted back or the budget is gone.
 async fn sweep(shared: Weak<Shared>) {
     loop {
         tokio::time::sleep(SWEEP_INTERVAL).await;
@@ -300,13 +333,13 @@ async fn sweep(shared: Weak<Shared>) {
         };
         let hooks = {
             let mut st = shared.lock();
-            if st.claims == 0 {
+            if !st.wants_back() {
                 st.sweeping = false;
                 return;
             }
             let mut hooks = Vec::new();
             for ledger in &st.ledgers {
-                if ledger.lends() {
+                if ledger.recalled > 0 || (st.claims > 0 && ledger.lends()) {
                     ledger.hook_into(&mut hooks);
                 }
             }
@@ -318,10 +351,19 @@ async fn sweep(shared: Weak<Shared>) {
     }
 }
 
+/// How long a closed connection's room stays taken, by default: enough for a server on the
+/// same network to end the session.
+const DEFAULT_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Above this, a share counts as exceeded (shares are fractions).
 const EPSILON: f64 = 1e-9;
 
 impl State {
+    /// Whether some partition owes a recalled permit or a claim is open.
+    fn wants_back(&self) -> bool {
+        self.claims > 0 || self.ledgers.iter().any(|l| l.recalled > 0)
+    }
+
     fn check_limits(&self, min: usize, max: usize) -> Result<(), LimitError> {
         if max == 0 {
             return Err(LimitError::new(
@@ -418,7 +460,7 @@ impl State {
         let mut hooks = Vec::new();
         while outstanding < wanted {
             let excess = |(i, l): (usize, &Ledger)| {
-                let keeps = l.held.saturating_sub(l.recalled + l.closing);
+                let keeps = l.held.saturating_sub(l.recalled + l.closing + l.lingering);
                 (i, keeps as f64 - entitled[i])
             };
             let victim = self
@@ -451,7 +493,7 @@ impl State {
                 }
             }
         }
-        let sweep = claims > 0 && !self.sweeping;
+        let sweep = self.wants_back() && !self.sweeping;
         self.sweeping |= sweep;
         Actions { hooks, sweep }
     }
@@ -496,6 +538,8 @@ pub struct BudgetPermit {
     ledger: usize,
     /// Whether this connection was picked to give back a recalled permit.
     recalled: AtomicBool,
+    /// Whether its connection is closed and it waits out the close grace.
+    lingering: bool,
 }
 
 impl fmt::Debug for BudgetPermit {
@@ -530,6 +574,28 @@ impl BudgetPermit {
 
 impl Drop for BudgetPermit {
     fn drop(&mut self) {
+        let grace = self.shared.close_grace;
+        if !self.lingering && !grace.is_zero() {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let lingering = BudgetPermit {
+                    shared: Arc::clone(&self.shared),
+                    ledger: self.ledger,
+                    recalled: AtomicBool::new(*self.recalled.get_mut()),
+                    lingering: true,
+                };
+                // This one is done; the copy gives the room back once the grace is over.
+                if !*self.recalled.get_mut() {
+                    self.shared.lock().ledgers[self.ledger].lingering += 1;
+                }
+                *self.recalled.get_mut() = false;
+                self.lingering = true;
+                handle.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    drop(lingering);
+                });
+                return;
+            }
+        }
         let actions = {
             let mut st = self.shared.lock();
             st.held -= 1;
@@ -537,10 +603,14 @@ impl Drop for BudgetPermit {
             ledger.held -= 1;
             if *self.recalled.get_mut() {
                 ledger.closing -= 1;
+            } else if self.lingering {
+                ledger.lingering -= 1;
             }
             // A connection that closed for another reason may leave a recall with nothing to
             // take it from.
-            ledger.recalled = ledger.recalled.min(ledger.held - ledger.closing);
+            ledger.recalled = ledger
+                .recalled
+                .min(ledger.held - ledger.closing - ledger.lingering);
             st.rebalance()
         };
         self.shared.act(actions);
@@ -600,6 +670,7 @@ impl Future for Acquire {
                 shared: Arc::clone(&this.shared),
                 ledger: this.ledger,
                 recalled: AtomicBool::new(false),
+                lingering: false,
             })
         } else {
             Poll::Pending

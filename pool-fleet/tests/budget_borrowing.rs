@@ -212,3 +212,27 @@ async fn futures_all<M: pool_core::Manager>(
     }
     held
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_recalled_connection_that_goes_idle_unseen_is_still_given_back() {
+    let server = Server::new();
+    let parts = Partitions::new(Budget::new(2).unwrap());
+    let a = parts
+        .add("a", Tenant::new("a", &server), PartitionLimits::max(2))
+        .unwrap();
+    let b = parts
+        .add("b", Tenant::new("b", &server), PartitionLimits::max(2))
+        .unwrap();
+    let _busy = a.get().await.unwrap();
+    // A second caller of `a` leaves while its connect runs: the connection, once open, goes
+    // idle without passing any point where the budget looks.
+    let gave_up = a.get_timeout(Duration::from_millis(1)).await;
+    assert!(gave_up.is_err());
+    // `b` arrives before that connection is open: the recall finds nothing idle yet.
+    let conn = tokio::time::timeout(Duration::from_secs(5), b.get())
+        .await
+        .expect("b is served once a's new connection is idle")
+        .unwrap();
+    assert_eq!(conn.tenant, "b");
+    assert_eq!(a.status().size, 1);
+}

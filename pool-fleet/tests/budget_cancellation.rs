@@ -16,7 +16,10 @@ use pool_fleet::{Budget, PartitionLimits, Partitions};
 #[tokio::test(start_paused = true)]
 async fn a_connect_dropped_while_queued_or_once_granted_gives_its_place_back() {
     let server = Server::new();
-    let parts = Partitions::new(Budget::new(1).unwrap());
+    // No close grace: the permit of a closed connection comes back at once, so the grant to
+    // the queued connect can be watched.
+    let budget = Budget::new(1).unwrap().close_grace(Duration::ZERO).unwrap();
+    let parts = Partitions::new(budget);
     let a = parts
         .add("a", Tenant::new("a", &server), PartitionLimits::max(1))
         .unwrap();
@@ -138,4 +141,31 @@ async fn a_connect_that_finds_no_room_in_time_fails_with_a_budget_error() {
         message.contains("the shared budget of 1 connections had none to spare within 100ms"),
         "{message}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_room_of_a_closed_connection_comes_back_after_the_close_grace() {
+    let server = Server::new();
+    let budget = Budget::new(1)
+        .unwrap()
+        .close_grace(Duration::from_millis(50))
+        .unwrap();
+    assert!(
+        budget.clone().close_grace(Duration::ZERO).is_err(),
+        "already shared"
+    );
+    let parts = Partitions::new(budget);
+    let a = parts
+        .add("a", Tenant::new("a", &server), PartitionLimits::max(1))
+        .unwrap();
+    drop(a.get().await.unwrap());
+    assert!(a.close_and_wait(Duration::from_secs(1)).await);
+    assert_eq!(server.open(), 0);
+    assert_eq!(
+        parts.budget().status().held,
+        1,
+        "the session may still be closing"
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(parts.budget().status().held, 0);
 }
