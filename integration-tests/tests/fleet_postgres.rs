@@ -115,8 +115,11 @@ async fn twenty_tenants_share_a_budget_of_ten_sessions() {
     let roles = Roles::create(url, TENANTS).await;
     let app = unique_name("fleet_tenants");
     let partitions = Partitions::new(Budget::new(BUDGET).unwrap());
+    // Every tenant's sessions carry a statement timeout, set as they open.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let tenant_url = format!("{url}{sep}options=-c%20statement_timeout%3D5s");
     for role in &roles.names {
-        let mut config = Config::from_url(url).unwrap();
+        let mut config = Config::from_url(&tenant_url).unwrap();
         config.postgres.user(role.as_str());
         config.postgres.application_name(app.as_str());
         partitions
@@ -161,12 +164,17 @@ async fn twenty_tenants_share_a_budget_of_ten_sessions() {
             tasks.push(tokio::spawn(async move {
                 for _ in 0..ROUNDS {
                     let conn = partitions.get(&role).await.unwrap();
-                    let user: String = conn
-                        .query_one("SELECT current_user::text FROM pg_sleep(0.002)", &[])
+                    let row = conn
+                        .query_one(
+                            "SELECT current_user::text, current_setting('statement_timeout') \
+                             FROM pg_sleep(0.002)",
+                            &[],
+                        )
                         .await
-                        .unwrap()
-                        .get(0);
+                        .unwrap();
+                    let (user, timeout): (String, String) = (row.get(0), row.get(1));
                     assert_eq!(user, role, "a session of another tenant");
+                    assert_eq!(timeout, "5s");
                     served[i].fetch_add(1, Ordering::SeqCst);
                 }
             }));

@@ -23,7 +23,7 @@
 //! | guaranteed connections | [`PartitionLimits::min_connections`], taken back from borrowers when needed |
 //! | queued callers | [`PartitionLimits::max_waiters`] |
 //! | time to get a connection | [`PartitionLimits::acquire_timeout`], [`PartitionLimits::budget_wait`] |
-//! | time per statement | a per-session setting the partition's connections are opened with (PostgreSQL: `options=-c statement_timeout=5s` in the URL, or `ALTER ROLE ... SET statement_timeout`) |
+//! | time per statement | a per-session setting the partition's connections are opened with (PostgreSQL: `options=-c%20statement_timeout%3D5s` in the URL, or `ALTER ROLE ... SET statement_timeout`) |
 //!
 //! It cannot limit what the server spends on a partition's queries: CPU, memory, disk and
 //! network I/O, locks held, temporary files, or the work of other clients of the same server.
