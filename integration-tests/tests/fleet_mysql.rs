@@ -5,90 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use integration_tests::{server, unique_name, Kind};
+use integration_tests::faults::Tenant;
+use integration_tests::invariants::eventually;
+use integration_tests::{server, Kind};
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::mysql::mysql_async::Conn;
 use pool_drivers::mysql::{Config, Manager};
 use pool_fleet::{Budget, PartitionLimits, Partitions, PoolRegistry};
-
-/// Users made for one test, dropped (their sessions killed first) when this is dropped, even
-/// when the test fails.
-struct Users {
-    url: String,
-    names: Vec<String>,
-}
-
-impl Users {
-    async fn create(url: &str, n: usize) -> Users {
-        let mut admin = Conn::from_url(url).await.unwrap();
-        let mut users = Users {
-            url: url.to_owned(),
-            names: Vec::new(),
-        };
-        for _ in 0..n {
-            let name = unique_name("fleet_user");
-            admin
-                .query_drop(format!(
-                    "CREATE USER '{name}'@'%'; GRANT SELECT ON test.* TO '{name}'@'%'"
-                ))
-                .await
-                .unwrap();
-            users.names.push(name);
-        }
-        admin.disconnect().await.unwrap();
-        users
-    }
-
-    /// The server's URL, logged in as `user`.
-    ///
-    /// `prefer_socket=false`: otherwise the driver, connected over TCP to this machine, opens
-    /// a second session through the server's Unix socket and only then closes the first, so
-    /// each connect would briefly hold two sessions.
-    fn url_of(&self, user: &str) -> String {
-        let (scheme, rest) = self.url.split_once("://").unwrap();
-        let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        let host = host_part.split(['/', '?']).next().unwrap_or(host_part);
-        format!("{scheme}://{user}@{host}/test?prefer_socket=false")
-    }
-}
-
-impl Drop for Users {
-    fn drop(&mut self) {
-        let (url, names) = (self.url.clone(), std::mem::take(&mut self.names));
-        // A runtime of its own on a thread of its own: this may run while the test's runtime
-        // unwinds.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut admin = Conn::from_url(url).await.unwrap();
-                for name in names {
-                    let ids: Vec<u64> = admin
-                        .exec(
-                            "SELECT id FROM information_schema.processlist WHERE user = ?",
-                            (&name,),
-                        )
-                        .await
-                        .unwrap();
-                    for id in ids {
-                        let _ = admin.query_drop(format!("KILL {id}")).await;
-                    }
-                    admin
-                        .query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
-                        .await
-                        .unwrap();
-                }
-                let _ = admin.disconnect().await;
-            });
-        })
-        .join();
-        if dropped.is_err() && !std::thread::panicking() {
-            panic!("could not drop the test's users");
-        }
-    }
-}
 
 /// The server's count of sessions of `users`.
 async fn sessions(admin: &mut Conn, users: &[String]) -> i64 {
@@ -112,22 +35,24 @@ async fn tenants_each_their_own_user_share_a_budget_of_three_sessions() {
     let Some(server) = server(Kind::Mysql).await else {
         return;
     };
-    let users = Users::create(server.url(), TENANTS).await;
+    // Each tenant a user of its own, removed when the test ends.
+    let mut tenants = Vec::new();
+    for _ in 0..TENANTS {
+        tenants.push(Tenant::create(Kind::Mysql, &server, "fleet").await);
+    }
+    let names: Vec<String> = tenants.iter().map(|t| t.name().to_owned()).collect();
     let partitions = Partitions::new(Budget::new(BUDGET).unwrap());
-    for user in &users.names {
-        let config = Config::from_url(&users.url_of(user)).unwrap();
+    for tenant in &tenants {
+        let config = Config::from_url(&tenant.url(tenant.server_addr())).unwrap();
+        let limits = PartitionLimits::max(2);
         partitions
-            .add(
-                user.clone(),
-                config.manager().unwrap(),
-                PartitionLimits::max(2),
-            )
+            .add(tenant.name().to_owned(), config.manager().unwrap(), limits)
             .unwrap();
     }
     let most = Arc::new(Mutex::new((0i64, 0usize)));
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (url, names) = (server.url().to_owned(), users.names.clone());
+        let (url, names) = (server.url().to_owned(), names.clone());
         let (most, stop) = (Arc::clone(&most), Arc::clone(&stop));
         tokio::spawn(async move {
             let mut admin = Conn::from_url(url).await.unwrap();
@@ -145,7 +70,7 @@ async fn tenants_each_their_own_user_share_a_budget_of_three_sessions() {
     };
     let served = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for user in &users.names {
+    for user in &names {
         for _ in 0..TASKS {
             let (partitions, user, served) =
                 (partitions.clone(), user.clone(), Arc::clone(&served));
@@ -200,13 +125,21 @@ async fn a_registry_of_mysql_pools_makes_each_once_and_closes_every_session() {
     let Some(server) = server(Kind::Mysql).await else {
         return;
     };
-    let users = Arc::new(Users::create(server.url(), 2).await);
+    let tenants = [
+        Tenant::create(Kind::Mysql, &server, "fleet").await,
+        Tenant::create(Kind::Mysql, &server, "fleet").await,
+    ];
+    let names: Vec<String> = tenants.iter().map(|t| t.name().to_owned()).collect();
+    let urls: std::collections::HashMap<String, String> = tenants
+        .iter()
+        .map(|t| (t.name().to_owned(), t.url(t.server_addr())))
+        .collect();
     let loads = Arc::new(AtomicUsize::new(0));
     let registry = {
-        let (users, loads) = (Arc::clone(&users), Arc::clone(&loads));
+        let loads = Arc::clone(&loads);
         PoolRegistry::<Manager>::new(move |name: String| {
             loads.fetch_add(1, Ordering::SeqCst);
-            let url = users.url_of(&name);
+            let url = urls[&name].clone();
             async move {
                 let mut config = Config::from_url(&url)?;
                 config.pool.max_size = 3;
@@ -216,7 +149,7 @@ async fn a_registry_of_mysql_pools_makes_each_once_and_closes_every_session() {
     };
     let callers: Vec<_> = (0..12)
         .map(|i| {
-            let (registry, name) = (registry.clone(), users.names[i % 2].clone());
+            let (registry, name) = (registry.clone(), names[i % 2].clone());
             tokio::spawn(async move {
                 let mut conn = registry.get(&name).await.unwrap().get().await.unwrap();
                 let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
@@ -231,17 +164,20 @@ async fn a_registry_of_mysql_pools_makes_each_once_and_closes_every_session() {
             .unwrap();
     }
     assert_eq!(loads.load(Ordering::SeqCst), 2, "one load per name");
-    let mut admin = Conn::from_url(server.url()).await.unwrap();
-    assert!(sessions(&mut admin, &users.names).await > 0);
+    let admin = tokio::sync::Mutex::new(Conn::from_url(server.url()).await.unwrap());
+    assert!(sessions(&mut *admin.lock().await, &names).await > 0);
     assert!(registry.close_all_and_wait(Duration::from_secs(10)).await);
-    let mut left = i64::MAX;
-    for _ in 0..100 {
-        left = sessions(&mut admin, &users.names).await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(left, 0, "sessions left on the server after close_all");
-    admin.disconnect().await.unwrap();
+    // The server drops a closed session a moment after the client does.
+    eventually(
+        "no session left after close_all",
+        Duration::from_secs(5),
+        || async {
+            match sessions(&mut *admin.lock().await, &names).await {
+                0 => Ok(()),
+                left => Err(format!("{left} sessions left on the server")),
+            }
+        },
+    )
+    .await;
+    admin.into_inner().disconnect().await.unwrap();
 }

@@ -5,76 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use integration_tests::faults::Tenant;
+use integration_tests::invariants::eventually;
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Config, Manager, Pool};
 use pool_fleet::{Budget, PartitionLimits, Partitions, PoolRegistry};
-
-/// Roles made for one test, dropped (their sessions ended first) when this is dropped, even
-/// when the test fails.
-struct Roles {
-    url: String,
-    names: Vec<String>,
-}
-
-impl Roles {
-    async fn create(url: &str, n: usize) -> Roles {
-        let admin = admin(url);
-        let conn = admin.get().await.unwrap();
-        let mut roles = Roles {
-            url: url.to_owned(),
-            names: Vec::new(),
-        };
-        for _ in 0..n {
-            let name = unique_name("fleet_tenant");
-            conn.batch_execute(&format!("CREATE ROLE {name} LOGIN"))
-                .await
-                .unwrap();
-            roles.names.push(name);
-        }
-        roles
-    }
-}
-
-impl Drop for Roles {
-    fn drop(&mut self) {
-        let (url, names) = (self.url.clone(), std::mem::take(&mut self.names));
-        // A runtime of its own on a thread of its own: this may run while the test's runtime
-        // unwinds.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let admin = admin(&url);
-                let conn = admin.get().await.unwrap();
-                for name in names {
-                    conn.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                        &[&name],
-                    )
-                    .await
-                    .unwrap();
-                    // A terminated backend leaves pg_stat_activity a moment later.
-                    for _ in 0..100 {
-                        if conn
-                            .batch_execute(&format!("DROP ROLE IF EXISTS {name}"))
-                            .await
-                            .is_ok()
-                        {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            });
-        })
-        .join();
-        if dropped.is_err() && !std::thread::panicking() {
-            panic!("could not drop the test's roles");
-        }
-    }
-}
 
 /// A small pool of the server's own user, outside every budget, to look at the server with.
 fn admin(url: &str) -> Pool {
@@ -83,16 +18,16 @@ fn admin(url: &str) -> Pool {
     config.create_pool().unwrap()
 }
 
-/// The server's count of sessions named `app`, and of those of `user`.
-async fn sessions(admin: &Pool, app: &str, user: &str) -> (i64, i64) {
+/// The server's count of sessions of `users`, and of those of `user`.
+async fn sessions(admin: &Pool, users: &[String], user: &str) -> (i64, i64) {
     let row = admin
         .get()
         .await
         .unwrap()
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE usename = $2) \
-             FROM pg_stat_activity WHERE application_name = $1",
-            &[&app, &user],
+             FROM pg_stat_activity WHERE usename = ANY($1)",
+            &[&users, &user],
         )
         .await
         .unwrap();
@@ -112,36 +47,37 @@ async fn twenty_tenants_share_a_budget_of_ten_sessions() {
         return;
     };
     let url = server.url();
-    let roles = Roles::create(url, TENANTS).await;
-    let app = unique_name("fleet_tenants");
+    // Each tenant a role of its own, removed when the test ends.
+    let mut tenants = Vec::new();
+    for _ in 0..TENANTS {
+        tenants.push(Tenant::create(Kind::Postgres, &server, "fleet").await);
+    }
+    let names: Vec<String> = tenants.iter().map(|t| t.name().to_owned()).collect();
     let partitions = Partitions::new(Budget::new(BUDGET).unwrap());
-    // Every tenant's sessions carry a statement timeout, set as they open.
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let tenant_url = format!("{url}{sep}options=-c%20statement_timeout%3D5s");
-    for role in &roles.names {
-        let mut config = Config::from_url(&tenant_url).unwrap();
-        config.postgres.user(role.as_str());
-        config.postgres.application_name(app.as_str());
+    for tenant in &tenants {
+        // Every tenant's sessions carry a statement timeout, set as they open.
+        let url = format!(
+            "{}&options=-c%20statement_timeout%3D5s",
+            tenant.url(tenant.server_addr())
+        );
+        let config = Config::from_url(&url).unwrap();
+        let limits = PartitionLimits::max(LIMIT);
         partitions
-            .add(
-                role.clone(),
-                config.manager().unwrap(),
-                PartitionLimits::max(LIMIT),
-            )
+            .add(tenant.name().to_owned(), config.manager().unwrap(), limits)
             .unwrap();
     }
     // The first tenant floods: five times the callers of the others.
-    let flood = roles.names[0].clone();
+    let flood = names[0].clone();
 
     // Counts what the server sees while the load runs.
     let most = Arc::new(Mutex::new((0i64, 0i64, 0usize)));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
-        let (admin, app, flood) = (admin(url), app.clone(), flood.clone());
+        let (admin, names, flood) = (admin(url), names.clone(), flood.clone());
         let (most, stop) = (Arc::clone(&most), Arc::clone(&stop));
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let (all, flooding) = sessions(&admin, &app, &flood).await;
+                let (all, flooding) = sessions(&admin, &names, &flood).await;
                 {
                     let mut most = most.lock().unwrap();
                     most.0 = most.0.max(all);
@@ -156,7 +92,7 @@ async fn twenty_tenants_share_a_budget_of_ten_sessions() {
     let served: Arc<Vec<AtomicUsize>> =
         Arc::new((0..TENANTS).map(|_| AtomicUsize::new(0)).collect());
     let mut tasks = Vec::new();
-    for (i, role) in roles.names.iter().enumerate() {
+    for (i, role) in names.iter().enumerate() {
         let callers = if i == 0 { FLOOD_TASKS } else { TASKS };
         for _ in 0..callers {
             let (partitions, role, served) =
@@ -219,15 +155,13 @@ async fn twenty_tenants_share_a_budget_of_ten_sessions() {
         );
     }
     // The room of the closed sessions comes back once the budget's close grace is over.
-    let mut held = usize::MAX;
-    for _ in 0..100 {
-        held = partitions.budget().status().held;
-        if held == 0 {
-            break;
+    eventually("the budget emptied", Duration::from_secs(5), || async {
+        match partitions.budget().status().held {
+            0 => Ok(()),
+            held => Err(format!("{held} held")),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(held, 0);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,13 +223,15 @@ async fn a_registry_makes_one_pool_for_concurrent_first_use_and_closes_every_ses
 
     assert!(registry.close_all_and_wait(Duration::from_secs(10)).await);
     // The server drops a closed session a moment after the client does.
-    let mut left = i64::MAX;
-    for _ in 0..100 {
-        left = open(admin.clone(), app.clone()).await;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(left, 0, "sessions left on the server after close_all");
+    eventually(
+        "no session left after close_all",
+        Duration::from_secs(5),
+        || async {
+            match open(admin.clone(), app.clone()).await {
+                0 => Ok(()),
+                left => Err(format!("{left} sessions left on the server")),
+            }
+        },
+    )
+    .await;
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use integration_tests::faults::blocking;
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Config, Pool};
 use pool_fleet::ShardRouter;
@@ -48,27 +49,15 @@ impl Databases {
 impl Drop for Databases {
     fn drop(&mut self) {
         let (url, names) = (self.url.clone(), std::mem::take(&mut self.names));
-        // A runtime of its own on a thread of its own: this may run while the test's runtime
-        // unwinds.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let admin = admin(&url);
-                let conn = admin.get().await.unwrap();
-                for name in names {
-                    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await
-                        .unwrap();
-                }
-            });
-        })
-        .join();
-        if dropped.is_err() && !std::thread::panicking() {
-            panic!("could not drop the test's databases");
-        }
+        blocking(async move {
+            let admin = admin(&url);
+            let conn = admin.get().await.unwrap();
+            for name in names {
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .unwrap();
+            }
+        });
     }
 }
 

@@ -240,6 +240,10 @@ where
     /// Adds a partition whose connections `manager` makes, within `limits`, and returns its
     /// pool. No connection is opened yet.
     ///
+    /// Keep these `Partitions` (or a clone) while the pool is used: through them the budget
+    /// closes the partition's idle connections when it takes its share back. Without them, it
+    /// can only take back connections as they are returned.
+    ///
     /// # Errors
     ///
     /// [`AddPartitionError::Exists`] for a key in use, [`AddPartitionError::Limits`] when the

@@ -5,19 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{settle, Server, Tenant};
+use common::{settle, tenants, Server, Tenant};
 use pool_fleet::{Budget, PartitionLimits, Partitions};
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_partitions_share_is_lent_and_taken_back_from_idle_connections() {
-    let server = Server::new();
-    let parts = Partitions::new(Budget::new(4).unwrap());
-    let a = parts
-        .add("a", Tenant::new("a", &server), PartitionLimits::max(4))
-        .unwrap();
-    let b = parts
-        .add("b", Tenant::new("b", &server), PartitionLimits::max(4))
-        .unwrap();
+    let (server, _parts, [a, b]) =
+        tenants(Budget::new(4).unwrap(), ["a", "b"], PartitionLimits::max(4));
 
     // `a` alone borrows the whole budget, `b`'s share too.
     let held: Vec<_> = futures_all(&a, 4).await;
@@ -39,14 +33,8 @@ async fn an_idle_partitions_share_is_lent_and_taken_back_from_idle_connections()
 
 #[tokio::test(start_paused = true)]
 async fn a_busy_borrower_gives_back_the_share_as_its_connections_come_back() {
-    let server = Server::new();
-    let parts = Partitions::new(Budget::new(4).unwrap());
-    let a = parts
-        .add("a", Tenant::new("a", &server), PartitionLimits::max(4))
-        .unwrap();
-    let b = parts
-        .add("b", Tenant::new("b", &server), PartitionLimits::max(4))
-        .unwrap();
+    let (server, parts, [a, b]) =
+        tenants(Budget::new(4).unwrap(), ["a", "b"], PartitionLimits::max(4));
     let mut held = futures_all(&a, 4).await;
 
     // Two of `b`'s callers wait: nothing is idle, so two of `a`'s connections are recalled.
@@ -173,11 +161,7 @@ async fn guarantees_beyond_the_budget_are_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn a_guaranteed_minimum_is_taken_back_from_a_partition_within_its_share() {
-    let server = Server::new();
-    let parts = Partitions::new(Budget::new(4).unwrap());
-    let a = parts
-        .add("a", Tenant::new("a", &server), PartitionLimits::max(4))
-        .unwrap();
+    let (server, parts, [a]) = tenants(Budget::new(4).unwrap(), ["a"], PartitionLimits::max(4));
     let b = parts
         .add(
             "b",
@@ -215,14 +199,8 @@ async fn futures_all<M: pool_core::Manager>(
 
 #[tokio::test(start_paused = true)]
 async fn a_recalled_connection_that_goes_idle_unseen_is_still_given_back() {
-    let server = Server::new();
-    let parts = Partitions::new(Budget::new(2).unwrap());
-    let a = parts
-        .add("a", Tenant::new("a", &server), PartitionLimits::max(2))
-        .unwrap();
-    let b = parts
-        .add("b", Tenant::new("b", &server), PartitionLimits::max(2))
-        .unwrap();
+    let (_server, _parts, [a, b]) =
+        tenants(Budget::new(2).unwrap(), ["a", "b"], PartitionLimits::max(2));
     let _busy = a.get().await.unwrap();
     // A second caller of `a` leaves while its connect runs: the connection, once open, goes
     // idle without passing any point where the budget looks.

@@ -9,23 +9,16 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::{settle, Server, Tenant};
+use common::{settle, tenants};
 use pool_core::Manager;
-use pool_fleet::{Budget, PartitionLimits, Partitions};
+use pool_fleet::{Budget, PartitionLimits};
 
 #[tokio::test(start_paused = true)]
 async fn a_connect_dropped_while_queued_or_once_granted_gives_its_place_back() {
-    let server = Server::new();
     // No close grace: the permit of a closed connection comes back at once, so the grant to
     // the queued connect can be watched.
     let budget = Budget::new(1).unwrap().close_grace(Duration::ZERO).unwrap();
-    let parts = Partitions::new(budget);
-    let a = parts
-        .add("a", Tenant::new("a", &server), PartitionLimits::max(1))
-        .unwrap();
-    let b = parts
-        .add("b", Tenant::new("b", &server), PartitionLimits::max(1))
-        .unwrap();
+    let (server, parts, [a, b]) = tenants(budget, ["a", "b"], PartitionLimits::max(1));
     let held = a.get().await.unwrap();
     let mut cx = Context::from_waker(Waker::noop());
 
@@ -75,14 +68,8 @@ async fn a_connect_dropped_while_queued_or_once_granted_gives_its_place_back() {
 
 #[tokio::test(start_paused = true)]
 async fn callers_dropped_at_every_point_of_their_wait_lose_nothing() {
-    let server = Server::new();
-    let parts = Partitions::new(Budget::new(2).unwrap());
-    let a = parts
-        .add("a", Tenant::new("a", &server), PartitionLimits::max(2))
-        .unwrap();
-    let b = parts
-        .add("b", Tenant::new("b", &server), PartitionLimits::max(2))
-        .unwrap();
+    let (server, parts, [a, b]) =
+        tenants(Budget::new(2).unwrap(), ["a", "b"], PartitionLimits::max(2));
     let mut cx = Context::from_waker(Waker::noop());
     // Each round polls a caller of `b` a few more times than the last, with `a` holding the
     // whole budget, and drops it there; then lets time pass.
@@ -124,15 +111,10 @@ async fn callers_dropped_at_every_point_of_their_wait_lose_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connect_that_finds_no_room_in_time_fails_with_a_budget_error() {
-    let server = Server::new();
-    let parts = Partitions::new(Budget::new(1).unwrap());
     let limits = PartitionLimits::max(1)
         .budget_wait(Duration::from_millis(100))
         .acquire_timeout(Duration::from_millis(150));
-    let a = parts
-        .add("a", Tenant::new("a", &server), limits.clone())
-        .unwrap();
-    let b = parts.add("b", Tenant::new("b", &server), limits).unwrap();
+    let (_server, _parts, [a, b]) = tenants(Budget::new(1).unwrap(), ["a", "b"], limits);
     let _held = a.get().await.unwrap();
     // `a`'s connection is recalled, but never returned: `b` cannot be served.
     let err = b.get().await.unwrap_err();
@@ -145,7 +127,6 @@ async fn a_connect_that_finds_no_room_in_time_fails_with_a_budget_error() {
 
 #[tokio::test(start_paused = true)]
 async fn the_room_of_a_closed_connection_comes_back_after_the_close_grace() {
-    let server = Server::new();
     let budget = Budget::new(1)
         .unwrap()
         .close_grace(Duration::from_millis(50))
@@ -154,10 +135,7 @@ async fn the_room_of_a_closed_connection_comes_back_after_the_close_grace() {
         budget.clone().close_grace(Duration::ZERO).is_err(),
         "already shared"
     );
-    let parts = Partitions::new(budget);
-    let a = parts
-        .add("a", Tenant::new("a", &server), PartitionLimits::max(1))
-        .unwrap();
+    let (server, parts, [a]) = tenants(budget, ["a"], PartitionLimits::max(1));
     drop(a.get().await.unwrap());
     assert!(a.close_and_wait(Duration::from_secs(1)).await);
     assert_eq!(server.open(), 0);

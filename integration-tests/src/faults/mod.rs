@@ -90,7 +90,7 @@ impl Endpoint {
 
 /// Runs `work` to its end on a runtime of its own in a thread of its own: for `Drop` code,
 /// which cannot await and may run inside (or while unwinding out of) a test's runtime.
-pub(crate) fn blocking<F>(work: F) -> F::Output
+pub fn blocking<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

@@ -91,3 +91,23 @@ pub async fn settle() {
         tokio::task::yield_now().await;
     }
 }
+
+/// Partitions named `names` on `budget`, each within `limits`, all on one new server.
+pub fn tenants<const N: usize>(
+    budget: pool_fleet::Budget,
+    names: [&'static str; N],
+    limits: pool_fleet::PartitionLimits,
+) -> (
+    Arc<Server>,
+    pool_fleet::Partitions<&'static str, Tenant>,
+    [pool_fleet::PartitionPool<Tenant>; N],
+) {
+    let server = Server::new();
+    let parts = pool_fleet::Partitions::new(budget);
+    let pools = names.map(|name| {
+        parts
+            .add(name, Tenant::new(name, &server), limits.clone())
+            .unwrap()
+    });
+    (server, parts, pools)
+}
