@@ -9,6 +9,7 @@
 mod docker;
 pub mod faults;
 pub mod invariants;
+pub mod peak;
 pub mod proxy;
 pub mod redis_client;
 mod skips;

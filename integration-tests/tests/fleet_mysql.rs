@@ -1,12 +1,13 @@
 //! Partitions sharing one budget, and a registry of pools, against a real MySQL or MariaDB:
 //! the server's own view (`information_schema.processlist`) is what is counted.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::faults::Tenant;
 use integration_tests::invariants::eventually;
+use integration_tests::peak::{join_within, Peak};
 use integration_tests::{server, Kind};
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::mysql::mysql_async::Conn;
@@ -49,23 +50,14 @@ async fn tenants_each_their_own_user_share_a_budget_of_three_sessions() {
             .add(tenant.name().to_owned(), config.manager().unwrap(), limits)
             .unwrap();
     }
-    let most = Arc::new(Mutex::new((0i64, 0usize)));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (url, names) = (server.url().to_owned(), names.clone());
-        let (most, stop) = (Arc::clone(&most), Arc::clone(&stop));
-        tokio::spawn(async move {
-            let mut admin = Conn::from_url(url).await.unwrap();
-            while !stop.load(Ordering::SeqCst) {
-                let now = sessions(&mut admin, &names).await;
-                {
-                    let mut most = most.lock().unwrap();
-                    most.0 = most.0.max(now);
-                    most.1 += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            admin.disconnect().await.unwrap();
+    let peak = {
+        let admin = Arc::new(tokio::sync::Mutex::new(
+            Conn::from_url(server.url()).await.unwrap(),
+        ));
+        let names = names.clone();
+        Peak::start(move || {
+            let (admin, names) = (Arc::clone(&admin), names.clone());
+            async move { [sessions(&mut *admin.lock().await, &names).await] }
         })
     };
     let served = Arc::new(AtomicUsize::new(0));
@@ -91,17 +83,8 @@ async fn tenants_each_their_own_user_share_a_budget_of_three_sessions() {
             }));
         }
     }
-    let load = async {
-        for task in tasks {
-            task.await.unwrap();
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(180), load)
-        .await
-        .expect("every tenant's callers finished");
-    stop.store(true, Ordering::SeqCst);
-    sampler.await.unwrap();
-    let (most, samples) = *most.lock().unwrap();
+    join_within("every tenant's callers", Duration::from_secs(180), tasks).await;
+    let ([most], samples) = peak.stop().await;
     eprintln!("fleet (mysql): {samples} samples; at most {most} sessions");
     assert!(samples > 5);
     assert!(
@@ -157,12 +140,7 @@ async fn a_registry_of_mysql_pools_makes_each_once_and_closes_every_session() {
             })
         })
         .collect();
-    for caller in callers {
-        tokio::time::timeout(Duration::from_secs(60), caller)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    join_within("the first users", Duration::from_secs(60), callers).await;
     assert_eq!(loads.load(Ordering::SeqCst), 2, "one load per name");
     let admin = tokio::sync::Mutex::new(Conn::from_url(server.url()).await.unwrap());
     assert!(sessions(&mut *admin.lock().await, &names).await > 0);

@@ -2,11 +2,12 @@
 //! server's own view (`pg_stat_activity`) is what is counted.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::faults::Tenant;
 use integration_tests::invariants::eventually;
+use integration_tests::peak::{join_within, Peak};
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Config, Manager, Pool};
 use pool_fleet::{Budget, PartitionLimits, Partitions, PoolRegistry};
@@ -19,7 +20,7 @@ fn admin(url: &str) -> Pool {
 }
 
 /// The server's count of sessions of `users`, and of those of `user`.
-async fn sessions(admin: &Pool, users: &[String], user: &str) -> (i64, i64) {
+async fn sessions(admin: &Pool, users: &[String], user: &str) -> [i64; 2] {
     let row = admin
         .get()
         .await
@@ -31,7 +32,7 @@ async fn sessions(admin: &Pool, users: &[String], user: &str) -> (i64, i64) {
         )
         .await
         .unwrap();
-    (row.get(0), row.get(1))
+    [row.get(0), row.get(1)]
 }
 
 const TENANTS: usize = 20;
@@ -70,22 +71,11 @@ async fn twenty_tenants_share_a_budget_of_ten_sessions() {
     let flood = names[0].clone();
 
     // Counts what the server sees while the load runs.
-    let most = Arc::new(Mutex::new((0i64, 0i64, 0usize)));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
+    let peak = {
         let (admin, names, flood) = (admin(url), names.clone(), flood.clone());
-        let (most, stop) = (Arc::clone(&most), Arc::clone(&stop));
-        tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                let (all, flooding) = sessions(&admin, &names, &flood).await;
-                {
-                    let mut most = most.lock().unwrap();
-                    most.0 = most.0.max(all);
-                    most.1 = most.1.max(flooding);
-                    most.2 += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
+        Peak::start(move || {
+            let (admin, names, flood) = (admin.clone(), names.clone(), flood.clone());
+            async move { sessions(&admin, &names, &flood).await }
         })
     };
 
@@ -116,18 +106,8 @@ async fn twenty_tenants_share_a_budget_of_ten_sessions() {
             }));
         }
     }
-    let load = async {
-        for task in tasks {
-            task.await.unwrap();
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(180), load)
-        .await
-        .expect("every tenant's callers finished");
-    stop.store(true, Ordering::SeqCst);
-    sampler.await.unwrap();
-
-    let (most_all, most_flood, samples) = *most.lock().unwrap();
+    join_within("every tenant's callers", Duration::from_secs(180), tasks).await;
+    let ([most_all, most_flood], samples) = peak.stop().await;
     eprintln!(
         "fleet: {samples} samples; at most {most_all} sessions in all, {most_flood} of the flooding tenant"
     );
@@ -196,12 +176,7 @@ async fn a_registry_makes_one_pool_for_concurrent_first_use_and_closes_every_ses
             })
         })
         .collect();
-    for caller in callers {
-        tokio::time::timeout(Duration::from_secs(60), caller)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    join_within("the first users", Duration::from_secs(60), callers).await;
     assert_eq!(loads.load(Ordering::SeqCst), 2, "one load per name");
     let admin = admin(&url);
     let open = |admin: Pool, app: String| async move {
