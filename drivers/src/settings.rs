@@ -45,6 +45,17 @@ pub(crate) fn pool_from_env(
     Ok(())
 }
 
+/// `pool` with `name` as its [`name`](pool_core::Config::name) when it has none: the drivers
+/// name their pools `host:port/database` unless told otherwise.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn named(pool: &pool_core::Config, name: impl FnOnce() -> String) -> pool_core::Config {
+    let mut pool = pool.clone();
+    if pool.name.is_none() {
+        pool.name = Some(name());
+    }
+    pool
+}
+
 /// A pool that opens its connections on demand: every driver's `create_pool`.
 pub(crate) fn lazy_pool<M: pool_core::Manager>(
     manager: M,

@@ -322,6 +322,45 @@ async fn prepared_statements_are_cached_across_resets() {
 }
 
 #[tokio::test]
+async fn statement_cache_hits_and_misses_are_counted_and_the_pool_is_named_after_its_server() {
+    let Some(server) = server(Kind::Postgres).await else {
+        return;
+    };
+    let mut config = config(server.url(), &unique_name("hits"));
+    config.pool.max_size = 1;
+    let pool = config.create_pool().unwrap();
+    {
+        let conn = pool.get().await.unwrap();
+        for _ in 0..3 {
+            conn.prepare_cached("SELECT $1::INT4").await.unwrap();
+        }
+        conn.prepare_cached("SELECT $1::INT8").await.unwrap();
+    }
+    let stats = pool.manager().statement_cache_stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2));
+    assert_eq!(stats.hit_rate(), 0.5);
+
+    // `host:port/database` of the URL, unless a name is given.
+    let pg = &config.postgres;
+    let expected = format!(
+        "{}:{}/{}",
+        server
+            .url()
+            .split('@')
+            .next_back()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap(),
+        pg.get_ports().first().copied().unwrap_or(5432),
+        pg.get_dbname().unwrap()
+    );
+    assert_eq!(pool.config().name.as_deref(), Some(expected.as_str()));
+    config.pool.name = Some("orders".into());
+    assert_eq!(config.create_pool().unwrap().config().pool_name(), "orders");
+}
+
+#[tokio::test]
 async fn discard_all_cleanup_empties_the_statement_cache() {
     let Some(server) = server(Kind::Postgres).await else {
         return;

@@ -173,12 +173,17 @@ pub(crate) async fn acquire<M: Manager>(
         match prepared {
             Some(mut live) => {
                 live.meta.uses += 1;
-                if queued {
-                    let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
-                    shared
-                        .lock()
-                        .record_waited(request.priority, waited, shared.now());
-                }
+                let waited = match started.filter(|_| queued) {
+                    Some(since) => {
+                        let waited = since.elapsed();
+                        shared
+                            .lock()
+                            .record_waited(request.priority, waited, shared.now());
+                        waited
+                    }
+                    None => Duration::ZERO,
+                };
+                shared.metrics.waited(waited);
                 shared.health.served();
                 if policy.track_holders {
                     shared.watch_leak(live.meta.id, request.caller, shared.now());
@@ -219,6 +224,7 @@ fn begin<M: Manager>(
             if count_direct {
                 st.stats.record_direct(request.priority);
             }
+            shared.metrics.publish(&st);
             return Ok((policy, Step::Idle(live)));
         }
     }
@@ -424,6 +430,7 @@ fn timeout<M: Manager>(
 ) -> Error<M::Error> {
     let mut st = shared.lock();
     st.stats.record_timeout(request.priority);
+    shared.metrics.timed_out();
     if st.last_error.is_some() && st.size() == 0 {
         shared.health.worsen(Health::Unavailable);
     }

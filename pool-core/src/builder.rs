@@ -74,6 +74,12 @@ impl<M: Manager> Builder<M> {
         }
     }
 
+    /// Sets [`Config::name`].
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;

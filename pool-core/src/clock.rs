@@ -32,6 +32,8 @@ pub(crate) struct Clock {
     fresh: AtomicBool,
     /// Whether the background task is marking the cache stale every `RESOLUTION`.
     ticking: AtomicBool,
+    /// Seconds since the Unix epoch at `epoch` (wall time), for the hour of day of a reading.
+    epoch_unix_secs: u64,
 }
 
 impl Clock {
@@ -41,6 +43,9 @@ impl Clock {
             cached: AtomicU64::new(0),
             fresh: AtomicBool::new(false),
             ticking: AtomicBool::new(false),
+            epoch_unix_secs: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         }
     }
 
@@ -91,6 +96,17 @@ impl Clock {
             return true;
         }
         false
+    }
+
+    /// The hour of the day (UTC, `0..24`) a reading falls in. Follows the monotonic clock
+    /// from the wall time at the pool's start, so a wall clock set later is not seen.
+    pub(crate) fn hour_of_day(&self, at: Nanos) -> usize {
+        ((self.epoch_unix_secs + at / 1_000_000_000) / 3600 % 24) as usize
+    }
+
+    /// How long since the pool was built.
+    pub(crate) fn uptime(&self) -> Duration {
+        self.epoch.elapsed()
     }
 
     /// The moment a reading stands for.

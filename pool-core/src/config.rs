@@ -165,6 +165,10 @@ pub struct Config {
     /// When to warn that the pool is nearing a hard limit. `None` turns the warnings off.
     /// Default `Some(SoftLimits::default())`.
     pub soft_limits: Option<SoftLimits>,
+    /// The pool's name in metrics (the `db.client.connection.pool.name` label) and exports.
+    /// Read when the pool is built. Default `None`, which reads as `"pool"`; the drivers'
+    /// pools default to `host:port/database`.
+    pub name: Option<String>,
 }
 
 impl Default for Config {
@@ -200,7 +204,15 @@ impl Default for Config {
             recycle: Recycle::Fast,
             check_on_return: false,
             soft_limits: Some(SoftLimits::default()),
+            name: None,
         }
+    }
+}
+
+impl Config {
+    /// [`name`](Self::name), or `"pool"` when none was given.
+    pub fn pool_name(&self) -> &str {
+        self.name.as_deref().unwrap_or("pool")
     }
 }
 

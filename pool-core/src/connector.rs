@@ -49,10 +49,14 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
             }
             (st.config.connect_timeout, st.generation)
         };
+        let begun = tokio::time::Instant::now();
         let error = match attempt(&shared, limit).await {
             Ok(conn) => {
+                let took = begun.elapsed();
                 let mut st = shared.lock();
                 st.connecting -= 1;
+                st.stats.connect_time.record(took);
+                shared.metrics.created(took);
                 // The server is back: connects still sleeping in their backoff try again now
                 // rather than when their pause ends, so a pool refills at once.
                 if st.failures > 0 {
@@ -141,7 +145,12 @@ pub(crate) async fn open_initial<M: Manager>(
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let shared = Arc::clone(shared);
-            tokio::spawn(async move { attempt(&shared, limit).await })
+            tokio::spawn(async move {
+                let begun = tokio::time::Instant::now();
+                attempt(&shared, limit)
+                    .await
+                    .map(|conn| (conn, begun.elapsed()))
+            })
         })
         .collect();
     let mut first_error = None;
@@ -151,8 +160,10 @@ pub(crate) async fn open_initial<M: Manager>(
             .unwrap_or_else(|_| Err(ConnectError::Panic("the runtime is shutting down".into())));
         let mut st = shared.lock();
         match outcome {
-            Ok(conn) => {
+            Ok((conn, took)) => {
                 st.stats.connects_ok += 1;
+                st.stats.connect_time.record(took);
+                shared.metrics.created(took);
                 let live = shared.new_live(conn, &st);
                 st.idle.push_back(live);
             }

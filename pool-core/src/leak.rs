@@ -2,8 +2,40 @@
 //! where they were checked out, and noted again when they come back.
 
 use std::panic::Location;
+use std::time::Duration;
 
 use crate::clock::Nanos;
+
+/// A connection held longer than the leak threshold, as [`Pool::leaks`](crate::Pool::leaks)
+/// reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Leak {
+    /// The connection's number (as in [`ConnectionMetrics::id`](crate::ConnectionMetrics::id)).
+    pub id: u64,
+    /// Where it was checked out.
+    pub checked_out_at: &'static Location<'static>,
+    /// How long it has been out.
+    pub held: Duration,
+}
+
+/// The checkouts among `records` held for `threshold` or longer at `now`, longest held first.
+pub(crate) fn over<'a>(
+    records: impl Iterator<Item = &'a LeakRecord>,
+    threshold: Nanos,
+    now: Nanos,
+) -> Vec<Leak> {
+    let mut leaks: Vec<Leak> = records
+        .filter(|r| now.saturating_sub(r.since) >= threshold)
+        .map(|r| Leak {
+            id: r.id,
+            checked_out_at: r.caller,
+            held: Duration::from_nanos(now.saturating_sub(r.since)),
+        })
+        .collect();
+    leaks.sort_by(|a, b| b.held.cmp(&a.held).then(a.id.cmp(&b.id)));
+    leaks
+}
 
 /// A checkout the pool keeps track of (with a leak threshold or self-deadlock detection on):
 /// which connection, since when, where and by which task.

@@ -79,6 +79,7 @@ mod health;
 mod leak;
 mod maintenance;
 mod manager;
+pub mod metrics;
 mod place;
 mod pool;
 mod priority;
@@ -101,6 +102,7 @@ pub use error::{
     AddError, AddRefusal, BuildError, ConfigError, ConnectError, Error, TimeoutError, TimeoutStage,
 };
 pub use health::Health;
+pub use leak::Leak;
 pub use manager::{ErrorKind, Manager};
 pub use place::QueuePlace;
 pub use pool::Pool;

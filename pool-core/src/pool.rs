@@ -11,11 +11,13 @@ use tokio::time::Instant;
 use crate::acquire::{acquire, Request, Wait};
 use crate::builder::Builder;
 use crate::checkout::Checkout;
+use crate::clock::nanos;
 use crate::config::Config;
 use crate::connection::{ConnectionMetrics, PooledConnection};
 use crate::error::{AddError, AddRefusal, ConfigError, ConnectError, Error};
 use crate::health::Health;
 use crate::maintenance;
+use crate::leak::Leak;
 use crate::manager::Manager;
 use crate::place::QueuePlace;
 use crate::priority::Priority;
@@ -300,8 +302,30 @@ impl<M: Manager> Pool<M> {
 
     /// Counters and the wait-time histogram since the pool was built.
     pub fn stats(&self) -> Stats {
-        let stats = self.shared.lock().stats.clone();
+        let (mut stats, max_size) = {
+            let st = self.shared.lock();
+            (st.stats.clone(), st.config.max_size)
+        };
+        stats.uptime = self.shared.clock.uptime();
+        stats.max_size = max_size;
         stats.settled()
+    }
+
+    /// The connections checked out right now for longer than
+    /// [`Config::leak_threshold`](crate::Config::leak_threshold), longest held first, each
+    /// with where it was checked out and how long it has been out. Empty when no threshold
+    /// is set (checkouts are tracked only then). The same connections get a `tracing`
+    /// warning once (target `pool_core::leak`).
+    pub fn leaks(&self) -> Vec<Leak> {
+        let st = self.shared.lock();
+        let Some(threshold) = st.config.leak_threshold else {
+            return Vec::new();
+        };
+        crate::leak::over(
+            st.leaks.values(),
+            nanos(threshold),
+            self.shared.clock.precise(),
+        )
     }
 
     /// The configuration in force.

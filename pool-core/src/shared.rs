@@ -115,6 +115,9 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) health: HealthState,
     /// Signalled when a round of upkeep ends.
     pub(crate) round_ended: Notify,
+    /// Where the pool's figures are recorded through the `metrics` facade (nothing without
+    /// the `metrics` feature).
+    pub(crate) metrics: crate::metrics::Recorder,
 }
 
 impl<M: Manager> State<M> {
@@ -495,6 +498,7 @@ impl<M: Manager> State<M> {
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: Config, prefill: usize) -> Self {
         let wake = Arc::new(Notify::new());
+        let metrics = crate::metrics::Recorder::new(&config);
         Shared {
             clock: Clock::new(),
             manager,
@@ -532,6 +536,7 @@ impl<M: Manager> Shared<M> {
             maintenance_started: AtomicBool::new(false),
             health: HealthState::new(),
             round_ended: Notify::new(),
+            metrics,
         }
     }
 
@@ -590,6 +595,7 @@ impl<M: Manager> Shared<M> {
         let connects = st.reserve_connects();
         let drained = st.drained();
         let wake = st.wake_at.is_some();
+        self.metrics.publish(&st);
         drop(st);
         for (live, reason) in closing {
             tracing::debug!(target: "pool_core::close", id = live.meta.id, reason = reason.as_str(), "closing connection");
@@ -642,6 +648,9 @@ impl<M: Manager> Shared<M> {
         live.meta.cleanup = Cleanup::Reset;
         let mut st = self.lock();
         st.in_use -= 1;
+        let held = Duration::from_nanos(now.saturating_sub(handed_out));
+        st.stats.record_use(held, self.clock.hour_of_day(handed_out));
+        self.metrics.used(held);
         let leaked = if st.leaks.is_empty() {
             None
         } else {
@@ -736,6 +745,7 @@ impl<M: Manager> Shared<M> {
         leaked: Option<LeakRecord>,
     ) {
         let wake = tend && st.schedule_tending();
+        self.metrics.publish(&st);
         match outcome {
             Ok(()) => drop(st),
             Err(closing) => {

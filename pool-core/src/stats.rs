@@ -143,6 +143,22 @@ pub struct Stats {
     /// Times [`AgingPolicy::Adaptive`](crate::AgingPolicy::Adaptive) shortened connection
     /// lifetimes because connections kept failing.
     pub lifetimes_shortened: u64,
+    /// Acquires whose caller gave up (dropped the future) while queued, before it was served.
+    pub acquires_cancelled: u64,
+    /// How long callers held their connections, from checkout to return. Connections still
+    /// out, and those detached with [`PooledConnection::take`](crate::PooledConnection::take),
+    /// are not in it.
+    pub use_time: WaitHistogram,
+    /// How long successful connects took, from the start of the attempt to an open connection.
+    pub connect_time: WaitHistogram,
+    /// Connections returned, by the hour of the day (UTC, `0..24`) they were checked out in:
+    /// the pool's daily usage pattern.
+    pub acquires_by_hour: [u64; 24],
+    /// How long the pool has existed (filled in when the statistics are read).
+    pub uptime: Duration,
+    /// The pool's maximum size when the statistics were read, which
+    /// [`utilisation`](Self::utilisation) measures against.
+    pub max_size: usize,
 }
 
 /// Acquires of one [`Priority`].
@@ -159,6 +175,40 @@ pub struct PriorityStats {
 }
 
 impl Stats {
+    /// Acquires that got a connection, directly or after queueing.
+    pub fn acquires_served(&self) -> u64 {
+        self.acquires_direct + self.acquires_waited
+    }
+
+    /// The time-weighted share of the pool's capacity that was in use since it was built:
+    /// the time connections spent checked out (their [`use_time`](Self::use_time), so only
+    /// connections already returned count) over [`uptime`](Self::uptime) times
+    /// [`max_size`](Self::max_size). From `0.0` to `1.0`; `0.0` before anything was returned.
+    pub fn utilisation(&self) -> f64 {
+        let capacity = self.uptime.as_secs_f64() * self.max_size as f64;
+        if capacity <= 0.0 {
+            return 0.0;
+        }
+        (self.use_time.sum().as_secs_f64() / capacity).min(1.0)
+    }
+
+    /// How many times each connection opened was handed out, on average: served acquires
+    /// per successful connect (or added connection). High is good: connects are expensive.
+    /// `0.0` before any connection was opened.
+    pub fn reuse_rate(&self) -> f64 {
+        let opened = self.connects_ok + self.connections_added;
+        if opened == 0 {
+            return 0.0;
+        }
+        self.acquires_served() as f64 / opened as f64
+    }
+
+    /// A connection checked out at hour `hour` (UTC) came back after `held`.
+    pub(crate) fn record_use(&mut self, held: Duration, hour: usize) {
+        self.use_time.record(held);
+        self.acquires_by_hour[hour % 24] += 1;
+    }
+
     /// The acquires of one priority.
     pub fn by_priority(&self, priority: Priority) -> &PriorityStats {
         &self.priorities[priority as usize]
@@ -224,12 +274,14 @@ const SUB: u64 = 8;
 const SUB_BITS: u32 = SUB.trailing_zeros();
 const BUCKETS: usize = (EXACT + (64 - EXACT.trailing_zeros() as u64) * SUB) as usize;
 
-/// A histogram of acquire wait times, in microseconds, with bounded relative error.
+/// A histogram of durations (acquire waits, use times, connect times), in microseconds, with
+/// bounded relative error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitHistogram {
     buckets: Box<[u64; BUCKETS]>,
     count: u64,
     max_us: u64,
+    sum_us: u64,
 }
 
 impl Default for WaitHistogram {
@@ -238,6 +290,7 @@ impl Default for WaitHistogram {
             buckets: Box::new([0; BUCKETS]),
             count: 0,
             max_us: 0,
+            sum_us: 0,
         }
     }
 }
@@ -270,26 +323,56 @@ impl WaitHistogram {
         self.buckets[Self::index(us)] += 1;
         self.count += 1;
         self.max_us = self.max_us.max(us);
+        self.sum_us = self.sum_us.saturating_add(us);
     }
 
-    /// Adds `n` waits of zero: the direct acquires, which the pool counts apart so that the
+    /// Adds `n` durations of zero: the direct acquires, which the pool counts apart so that the
     /// hot path touches one counter rather than the histogram.
     pub(crate) fn record_zeros(&mut self, n: u64) {
         self.buckets[0] += n;
         self.count += n;
     }
 
-    /// How many acquires were recorded.
+    /// How many durations were recorded.
     pub fn count(&self) -> u64 {
         self.count
     }
 
-    /// The longest wait.
+    /// All recorded durations added up (to the microsecond).
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_us)
+    }
+
+    /// The mean duration; zero when nothing was recorded.
+    pub fn mean(&self) -> Duration {
+        match self.count {
+            0 => Duration::ZERO,
+            n => Duration::from_micros(self.sum_us / n),
+        }
+    }
+
+    /// How many recorded durations were at most `bound`, counting a bucket in when its upper
+    /// end is within `bound` (so to within 1/8 of `bound`): the cumulative counts of a
+    /// Prometheus histogram.
+    pub fn count_within(&self, bound: Duration) -> u64 {
+        let us = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX);
+        if us >= self.max_us {
+            return self.count;
+        }
+        self.buckets
+            .iter()
+            .enumerate()
+            .take_while(|&(i, _)| Self::upper(i) <= us)
+            .map(|(_, &n)| n)
+            .sum()
+    }
+
+    /// The longest duration recorded.
     pub fn max(&self) -> Duration {
         Duration::from_micros(self.max_us)
     }
 
-    /// The wait that `q` (0.0 to 1.0) of the acquires did not exceed, to within 1/8.
+    /// The duration that `q` (0.0 to 1.0) of those recorded did not exceed, to within 1/8.
     pub fn quantile(&self, q: f64) -> Duration {
         if self.count == 0 {
             return Duration::ZERO;
@@ -305,17 +388,17 @@ impl WaitHistogram {
         self.max()
     }
 
-    /// The median wait.
+    /// The median.
     pub fn p50(&self) -> Duration {
         self.quantile(0.50)
     }
 
-    /// The 95th percentile wait.
+    /// The 95th percentile.
     pub fn p95(&self) -> Duration {
         self.quantile(0.95)
     }
 
-    /// The 99th percentile wait.
+    /// The 99th percentile.
     pub fn p99(&self) -> Duration {
         self.quantile(0.99)
     }

@@ -61,6 +61,7 @@ impl<M: Manager> Future for Waiter<'_, M> {
                 }
             },
         };
+        self.shared.metrics.publish(&st);
         drop(st);
         self.left();
         Poll::Ready(grant)
@@ -71,7 +72,10 @@ impl<M: Manager> Drop for Waiter<'_, M> {
     fn drop(&mut self) {
         let Some(key) = self.key else { return };
         let mut st = self.shared.lock();
-        match st.queue.give_up(key) {
+        st.stats.acquires_cancelled += 1;
+        let left = st.queue.give_up(key);
+        self.shared.metrics.publish(&st);
+        match left {
             Left::Grant(Grant::Conn(live)) => {
                 // The caller never got it: it goes to the next caller, or back to the idle set.
                 st.in_use -= 1;

@@ -399,7 +399,27 @@ impl Config {
     ///
     /// [`InvalidConfig`] for settings that cannot work; never a connect error.
     pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.pool)
+        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
+    }
+
+    /// The pool settings, named `host:port/database` (the first host) unless
+    /// [`pool.name`](pool_core::Config::name) is set.
+    pub(super) fn named_pool(&self) -> pool_core::Config {
+        crate::settings::named(&self.pool, || {
+            let pg = &self.postgres;
+            let host = match pg.get_hosts().first() {
+                Some(Host::Tcp(name)) => name.clone(),
+                #[cfg(unix)]
+                Some(Host::Unix(path)) => path.display().to_string(),
+                None => pg
+                    .get_hostaddrs()
+                    .first()
+                    .map_or_else(|| "localhost".to_owned(), ToString::to_string),
+            };
+            let port = pg.get_ports().first().copied().unwrap_or(5432);
+            let database = pg.get_dbname().or(pg.get_user()).unwrap_or("postgres");
+            format!("{host}:{port}/{database}")
+        })
     }
 
     /// A pool with [`pool.initial_size`](pool_core::Config::initial_size) connections open,
@@ -414,7 +434,7 @@ impl Config {
     ///
     /// Dropping the future closes the connections it had opened.
     pub async fn build_pool(&self) -> Result<Pool, BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.pool, Error::Config).await
+        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::Config).await
     }
 
     fn validate_tls(&self) -> Result<(), InvalidConfig> {

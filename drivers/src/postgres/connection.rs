@@ -10,6 +10,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
 use super::cancel::{Borrows, CancelHandle, Route};
+use super::statement_stats::StatementCounters;
 use super::stream::{Connector, Tracker};
 
 /// One pooled PostgreSQL session.
@@ -49,6 +50,8 @@ pub struct PgConnection {
     connector: Connector,
     statements: Mutex<StatementCache>,
     borrows: Arc<Borrows>,
+    /// The manager's hit and miss counts, which this connection's lookups add to.
+    statement_counters: Arc<StatementCounters>,
 }
 
 impl PgConnection {
@@ -58,6 +61,7 @@ impl PgConnection {
         tracker: Option<Arc<Tracker>>,
         connector: Connector,
         capacity: usize,
+        statement_counters: Arc<StatementCounters>,
     ) -> Self {
         PgConnection {
             client,
@@ -66,6 +70,7 @@ impl PgConnection {
             connector,
             statements: Mutex::new(StatementCache::new(capacity)),
             borrows: Arc::default(),
+            statement_counters,
         }
     }
 
@@ -148,8 +153,10 @@ impl PgConnection {
         types: &[Type],
     ) -> Result<Statement, tokio_postgres::Error> {
         if let Some(statement) = self.cache().get(query, types) {
+            self.statement_counters.hit();
             return Ok(statement);
         }
+        self.statement_counters.miss();
         let statement = self.client.prepare_typed(query, types).await?;
         // Evicted statements are dropped after the lock is released: their `Drop` talks to
         // the client.

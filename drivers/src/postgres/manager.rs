@@ -1,6 +1,7 @@
 //! [`Manager`]: opens, checks and resets PostgreSQL sessions for the pool.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pool_core::ErrorKind;
@@ -10,6 +11,7 @@ use tokio_postgres::AsyncMessage;
 use super::config::{Check, Config};
 use super::connection::PgConnection;
 use super::error::Error;
+use super::statement_stats::{StatementCacheStats, StatementCounters};
 use super::stream::Connector;
 use crate::InvalidConfig;
 
@@ -29,6 +31,8 @@ pub struct Manager {
     watchable: bool,
     /// How old a request a borrower abandoned may get before its connection is given up.
     drain_timeout: Duration,
+    /// Hits and misses of every connection's statement cache.
+    statement_counters: Arc<StatementCounters>,
 }
 
 impl fmt::Debug for Manager {
@@ -87,7 +91,14 @@ impl Manager {
             watchable,
             // The pool cuts a reset off at its reset_timeout anyway; past it, waiting is moot.
             drain_timeout: config.drain_timeout.min(config.pool.reset_timeout),
+            statement_counters: Arc::default(),
         })
+    }
+
+    /// Hits and misses of the statement caches of every connection this manager opened
+    /// (reach it through the pool: `pool.manager().statement_cache_stats()`).
+    pub fn statement_cache_stats(&self) -> StatementCacheStats {
+        self.statement_counters.read()
     }
 
     /// A request sent at `sent` and still unanswered is too old to wait for.
@@ -142,6 +153,7 @@ impl pool_core::Manager for Manager {
             tracker,
             connector,
             self.statement_cache_capacity,
+            Arc::clone(&self.statement_counters),
         ))
     }
 

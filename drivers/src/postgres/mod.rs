@@ -42,6 +42,7 @@ mod connection;
 mod error;
 mod manager;
 mod roles;
+mod statement_stats;
 mod stream;
 #[cfg(feature = "tls")]
 mod tls;
@@ -57,6 +58,7 @@ pub use connection::PgConnection;
 pub use error::Error;
 pub use manager::Manager;
 pub use roles::{DatabaseConfig, Pools};
+pub use statement_stats::StatementCacheStats;
 
 /// A pool of PostgreSQL connections.
 pub type Pool = pool_core::Pool<Manager>;

@@ -153,6 +153,14 @@ impl DatabaseConfig {
             ReadPool::configured(replicas, self.balance, self.fallback, self.replica_timeout);
         let mut pools = DatabasePools::new(write, read);
         if let Some(admin) = &self.admin {
+            // Named apart from the primary, which it usually shares `host:port/database` with.
+            let mut admin = admin.clone();
+            if admin.pool.name.is_none() {
+                admin.pool.name = admin
+                    .named_pool()
+                    .name
+                    .map(|name| format!("{name} (admin)"));
+            }
             pools = pools.with_admin(AdminPool::new(admin.create_pool()?));
         }
         if let Some(window) = self.read_your_writes {
