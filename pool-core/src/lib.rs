@@ -75,6 +75,7 @@ mod config;
 mod connection;
 mod connector;
 mod error;
+pub mod export;
 mod health;
 mod leak;
 mod maintenance;
