@@ -47,13 +47,33 @@ pub(crate) fn pool_from_env(
 
 /// `pool` with `name` as its [`name`](pool_core::Config::name) when it has none: the drivers
 /// name their pools `host:port/database` unless told otherwise.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn named(pool: &pool_core::Config, name: impl FnOnce() -> String) -> pool_core::Config {
     let mut pool = pool.clone();
     if pool.name.is_none() {
         pool.name = Some(name());
     }
     pool
+}
+
+/// The `host:port/database` part of a connection URL, for a pool's name: what follows the
+/// scheme and the user information, up to the query. Found by position like the redaction, so
+/// no part of a password can end up in it.
+#[cfg_attr(
+    not(any(feature = "mysql", feature = "redis", feature = "_sqlx")),
+    allow(dead_code)
+)]
+pub(crate) fn name_from_url(url: &str) -> String {
+    let layout = layout(url);
+    let start = match (&layout.userinfo, layout.scheme_colon) {
+        (Some(userinfo), _) => userinfo.end + 1,
+        (None, Some(colon)) => {
+            colon + 1 + url[colon + 1..].bytes().take_while(|&b| b == b'/').count()
+        }
+        (None, None) => 0,
+    };
+    let rest = &url[start.min(url.len())..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    rest[..end].trim_end_matches('/').to_owned()
 }
 
 /// A pool that opens its connections on demand: every driver's `create_pool`.
@@ -490,6 +510,23 @@ pub(crate) fn parse_duration(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_are_named_after_the_server_and_database_without_secrets() {
+        for (url, name) in [
+            (
+                "mysql://root:pw@127.0.0.1:3306/test?x=1",
+                "127.0.0.1:3306/test",
+            ),
+            ("redis://:s3cret@cache:6379/2", "cache:6379/2"),
+            ("redis://127.0.0.1:6379/", "127.0.0.1:6379"),
+            ("p://u:a@b@host/x", "host/x"),
+            ("sqlite:///tmp/app.db?mode=ro", "tmp/app.db"),
+            ("x://h/db?password=pw", "h/db"),
+        ] {
+            assert_eq!(name_from_url(url), name, "{url}");
+        }
+    }
 
     #[test]
     fn durations() {

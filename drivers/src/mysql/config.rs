@@ -75,6 +75,11 @@ impl Config {
     pub fn manager(&self) -> Result<Manager, InvalidConfig> {
         Ok(Manager::new(parse(&self.url, "url")?))
     }
+    /// The pool settings, named `host:port/database` after the URL unless
+    /// [`pool.name`](pool_core::Config::name) is set.
+    fn named_pool(&self) -> pool_core::Config {
+        crate::settings::named(&self.pool, || crate::settings::name_from_url(&self.url))
+    }
 
     /// A pool that opens its connections on demand: nothing is connected yet, so this works
     /// outside a runtime and never fails on the server.
@@ -83,7 +88,7 @@ impl Config {
     ///
     /// [`InvalidConfig`] for a malformed URL or pool settings that cannot work together.
     pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.pool)
+        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
     }
 
     /// A pool with [`initial_size`](pool_core::Config::initial_size) connections already open,
@@ -99,7 +104,7 @@ impl Config {
     ///
     /// Dropping the future closes the connections it had opened.
     pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.pool, Error::InvalidConfig).await
+        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::InvalidConfig).await
     }
 }
 

@@ -152,6 +152,11 @@ impl<C: SqlxConnection> Config<C> {
     pub fn manager(&self) -> Result<Manager<C>, InvalidConfig> {
         Ok(Manager::new(self.options()?))
     }
+    /// The pool settings, named `host:port/database` after the URL unless
+    /// [`pool.name`](pool_core::Config::name) is set.
+    fn named_pool(&self) -> pool_core::Config {
+        crate::settings::named(&self.pool, || crate::settings::name_from_url(&self.url))
+    }
 
     /// A pool that opens connections when they are first needed (and keeps `min_idle` open in
     /// the background). Must be called within a Tokio runtime.
@@ -160,7 +165,7 @@ impl<C: SqlxConnection> Config<C> {
     ///
     /// [`InvalidConfig`] when the URL or a pool setting cannot work.
     pub fn create_pool(&self) -> Result<Pool<C>, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.pool)
+        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
     }
 
     /// A pool with `pool.initial_size` connections already open, so a wrong password or a
@@ -178,7 +183,7 @@ impl<C: SqlxConnection> Config<C> {
     ///
     /// Dropping the future drops the connections opened so far; nothing else is left behind.
     pub async fn build_pool(&self) -> Result<Pool<C>, pool_core::BuildError<::sqlx::Error>> {
-        crate::settings::open_pool(self.manager(), &self.pool, |e| {
+        crate::settings::open_pool(self.manager(), &self.named_pool(), |e| {
             ::sqlx::Error::Configuration(Box::new(e))
         })
         .await

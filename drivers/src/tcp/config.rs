@@ -275,6 +275,11 @@ impl Config {
         }
         Ok(Manager::new(self.clone()))
     }
+    /// The pool settings, named `host:port` unless [`pool.name`](pool_core::Config::name)
+    /// is set.
+    fn named_pool(&self) -> pool_core::Config {
+        crate::settings::named(&self.pool, || format!("{}:{}", self.host, self.port))
+    }
 
     /// A pool that opens connections when they are first needed (and keeps `min_idle` open in
     /// the background). Must be called within a Tokio runtime.
@@ -283,7 +288,7 @@ impl Config {
     ///
     /// [`InvalidConfig`] when a setting cannot work.
     pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.pool)
+        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
     }
 
     /// A pool with `pool.initial_size` connections already open, so an unreachable server is
@@ -299,7 +304,7 @@ impl Config {
     ///
     /// Dropping the future drops the connections opened so far; nothing else is left behind.
     pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.pool, Error::Config).await
+        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::Config).await
     }
 }
 

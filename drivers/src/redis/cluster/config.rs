@@ -101,6 +101,15 @@ impl Config {
         let infos = check(&self.urls, "urls")?;
         Manager::new(infos, self.response_timeout)
     }
+    /// The pool settings, named after the first node's `host:port/database` unless
+    /// [`pool.name`](pool_core::Config::name) is set.
+    fn named_pool(&self) -> pool_core::Config {
+        crate::settings::named(&self.pool, || {
+            self.urls
+                .first()
+                .map_or_else(String::new, |url| crate::settings::name_from_url(url))
+        })
+    }
 
     /// A pool that opens its connections on demand.
     ///
@@ -108,7 +117,7 @@ impl Config {
     ///
     /// [`InvalidConfig`] for a malformed URL or pool settings that cannot work together.
     pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.pool)
+        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
     }
 
     /// A pool with [`initial_size`](pool_core::Config::initial_size) connections already open.
@@ -123,7 +132,7 @@ impl Config {
     ///
     /// Dropping the future closes the connections it had opened.
     pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.pool, Error::InvalidConfig).await
+        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::InvalidConfig).await
     }
 }
 
