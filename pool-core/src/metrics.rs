@@ -15,9 +15,11 @@
 //! | `db.client.connection.wait_time` | histogram (s) | how long acquires waited (zero when served at once) |
 //! | `db.client.connection.use_time` | histogram (s) | how long connections were held |
 //!
-//! Every one is labelled `db.client.connection.pool.name` with [`Config::name`]. The handles
-//! are registered with the recorder installed when the pool is built, so install it first.
-//! Gauges are brought up to date on every checkout, return, connect and queue change.
+//! Every one is labelled `db.client.connection.pool.name` with
+//! [`Config::name`](crate::Config::name). The handles are registered with the recorder
+//! installed when the pool is built, so install it first. Gauges are brought up to date on
+//! every checkout, return, connect and queue change (not when the background task closes idle
+//! connections: the next of those events catches up).
 
 #[cfg(feature = "metrics")]
 pub(crate) use enabled::Recorder;
