@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{hold, settle, Behave, Mock, Op};
+use common::{hold, settle, spawn_get, Behave, Mock, Op};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
 use pool_core::metrics::names;
@@ -86,14 +86,8 @@ async fn the_recorder_sees_what_stats_and_status_say() {
         .await
         .unwrap_err()
         .is_timeout());
-    let queued = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(drop) }
-    });
-    let cancelled = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(drop) }
-    });
+    let queued = spawn_get(&pool);
+    let cancelled = spawn_get(&pool);
     settle().await;
     assert_eq!(pool.status().waiting, 2);
     cancelled.abort();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{hold, settle, Behave, Mock, Op};
+use common::{hold, settle, spawn_get, Behave, Mock, Op};
 use pool_core::Pool;
 
 /// How far the pool's cached clock may lag behind.
@@ -66,10 +66,7 @@ async fn an_acquire_given_up_while_queued_counts_as_cancelled() {
         .unwrap();
     let held = hold(pool.get().await.unwrap());
 
-    let waiting = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(drop) }
-    });
+    let waiting = spawn_get(&pool);
     settle().await;
     assert_eq!(pool.status().waiting, 1);
     waiting.abort();

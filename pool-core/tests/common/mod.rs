@@ -490,3 +490,12 @@ pub async fn settle() {
         tokio::task::yield_now().await;
     }
 }
+
+/// A task that asks `pool` for a connection and returns it at once: a caller that queues
+/// while the pool is busy.
+pub fn spawn_get(
+    pool: &Pool<Mock>,
+) -> tokio::task::JoinHandle<Result<(), pool_core::Error<MockError>>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.get().await.map(drop) })
+}
