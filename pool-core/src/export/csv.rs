@@ -4,7 +4,7 @@ use super::Snapshot;
 use crate::stats::{CloseReason, WaitHistogram};
 
 /// The columns, in order. New columns are only ever added at the end.
-pub const CSV_COLUMNS: [&str; 40] = [
+pub const CSV_COLUMNS: [&str; 45] = [
     "name",
     "taken_at_unix_ms",
     "health",
@@ -45,6 +45,26 @@ pub const CSV_COLUMNS: [&str; 40] = [
     "closed_retain",
     "closed_abandoned",
     "closed_pool_closed",
+    "closed_recycled",
+    "warnings_busy",
+    "warnings_slow_waits",
+    "warnings_overdue",
+    "lifetimes_shortened",
+];
+
+/// The close reasons of the `closed_*` columns, in their order.
+const CLOSE_REASONS: [CloseReason; 11] = [
+    CloseReason::Broken,
+    CloseReason::CheckFailed,
+    CloseReason::ResetFailed,
+    CloseReason::Expired,
+    CloseReason::IdleTimeout,
+    CloseReason::MaxUses,
+    CloseReason::Retired,
+    CloseReason::Retain,
+    CloseReason::Abandoned,
+    CloseReason::PoolClosed,
+    CloseReason::Recycled,
 ];
 
 /// A header row and one row per snapshot, columns as [`CSV_COLUMNS`]; durations in seconds.
@@ -99,10 +119,15 @@ fn row(s: &Snapshot) -> Vec<String> {
         s.leaks.len().to_string(),
         st.closes.total().to_string(),
     ];
+    row.extend(CLOSE_REASONS.iter().map(|&r| st.closes.get(r).to_string()));
     row.extend(
-        CloseReason::ALL
-            .iter()
-            .map(|&r| st.closes.get(r).to_string()),
+        [
+            st.warnings.busy,
+            st.warnings.slow_waits,
+            st.warnings.overdue,
+            st.lifetimes_shortened,
+        ]
+        .map(|n| n.to_string()),
     );
     debug_assert_eq!(row.len(), CSV_COLUMNS.len());
     row
@@ -122,11 +147,19 @@ mod tests {
     }
 
     #[test]
-    fn close_columns_follow_the_reasons() {
-        let names: Vec<String> = CloseReason::ALL
+    fn every_close_reason_has_its_column() {
+        for reason in CloseReason::ALL {
+            assert!(CLOSE_REASONS.contains(&reason), "no column for {reason:?}");
+        }
+        let first = CSV_COLUMNS
             .iter()
-            .map(|r| format!("closed_{}", r.as_str()))
-            .collect();
-        assert_eq!(CSV_COLUMNS[CSV_COLUMNS.len() - names.len()..], names);
+            .position(|&c| c == "closed_broken")
+            .unwrap();
+        for (i, reason) in CLOSE_REASONS.iter().enumerate() {
+            assert_eq!(
+                CSV_COLUMNS[first + i],
+                format!("closed_{}", reason.as_str())
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use crate::connection::ConnectionMetrics;
 use crate::health::Health;
 use crate::leak::Leak;
 use crate::stats::{CloseReason, Closes, PriorityStats, Stats, Status, WaitHistogram};
+use crate::warnings::Warnings;
 
 impl Serialize for Health {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -61,6 +62,16 @@ impl Serialize for Status {
     }
 }
 
+impl Serialize for Warnings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut w = s.serialize_struct("Warnings", 3)?;
+        w.serialize_field("busy", &self.busy)?;
+        w.serialize_field("slow_waits", &self.slow_waits)?;
+        w.serialize_field("overdue", &self.overdue)?;
+        w.end()
+    }
+}
+
 impl Serialize for PriorityStats {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut p = s.serialize_struct("PriorityStats", 4)?;
@@ -89,11 +100,13 @@ impl Serialize for Stats {
     /// Every counter, the histograms' summaries, and the derived `utilisation` and
     /// `reuse_rate`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Stats", 22)?;
+        let mut st = s.serialize_struct("Stats", 24)?;
         st.serialize_field("connects_ok", &self.connects_ok)?;
         st.serialize_field("connects_failed", &self.connects_failed)?;
         st.serialize_field("connections_added", &self.connections_added)?;
         st.serialize_field("checks_failed", &self.checks_failed)?;
+        st.serialize_field("warnings", &self.warnings)?;
+        st.serialize_field("lifetimes_shortened", &self.lifetimes_shortened)?;
         st.serialize_field("closes", &self.closes)?;
         st.serialize_field("acquires_direct", &self.acquires_direct)?;
         st.serialize_field("acquires_waited", &self.acquires_waited)?;
