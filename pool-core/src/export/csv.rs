@@ -3,8 +3,8 @@
 use super::Snapshot;
 use crate::stats::{CloseReason, WaitHistogram};
 
-/// The columns, in order. New columns are only ever added at the end.
-pub const CSV_COLUMNS: [&str; 45] = [
+/// The columns before the close reasons, in order.
+const FIXED_COLUMNS: [&str; 34] = [
     "name",
     "taken_at_unix_ms",
     "health",
@@ -34,40 +34,30 @@ pub const CSV_COLUMNS: [&str; 45] = [
     "utilisation",
     "reuse_rate",
     "leaks",
-    "closed_total",
-    "closed_broken",
-    "closed_check_failed",
-    "closed_reset_failed",
-    "closed_expired",
-    "closed_idle_timeout",
-    "closed_max_uses",
-    "closed_retired",
-    "closed_retain",
-    "closed_abandoned",
-    "closed_pool_closed",
-    "closed_recycled",
     "warnings_busy",
     "warnings_slow_waits",
     "warnings_overdue",
     "lifetimes_shortened",
+    "closed_total",
 ];
 
-/// The close reasons of the `closed_*` columns, in their order.
-const CLOSE_REASONS: [CloseReason; 11] = [
-    CloseReason::Broken,
-    CloseReason::CheckFailed,
-    CloseReason::ResetFailed,
-    CloseReason::Expired,
-    CloseReason::IdleTimeout,
-    CloseReason::MaxUses,
-    CloseReason::Retired,
-    CloseReason::Retain,
-    CloseReason::Abandoned,
-    CloseReason::PoolClosed,
-    CloseReason::Recycled,
-];
+/// The columns, in order: the figures, then `closed_<reason>` for every
+/// [`CloseReason`](crate::CloseReason) in declaration order. The order is stable: a new
+/// figure or close reason is a new last column.
+pub fn csv_columns() -> Vec<String> {
+    FIXED_COLUMNS
+        .iter()
+        .map(|&c| c.to_owned())
+        .chain(
+            CloseReason::ALL
+                .iter()
+                .map(|r| format!("closed_{}", r.as_str())),
+        )
+        .collect()
+}
 
-/// A header row and one row per snapshot, columns as [`CSV_COLUMNS`]; durations in seconds.
+/// A header row and one row per snapshot, columns as [`csv_columns`] says; durations in
+/// seconds.
 ///
 /// # Errors
 ///
@@ -75,7 +65,7 @@ const CLOSE_REASONS: [CloseReason; 11] = [
 /// behind a panic.
 pub fn to_csv(snapshots: &[Snapshot]) -> Result<String, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(CSV_COLUMNS)?;
+    out.write_record(csv_columns())?;
     for snapshot in snapshots {
         out.write_record(row(snapshot))?;
     }
@@ -83,7 +73,7 @@ pub fn to_csv(snapshots: &[Snapshot]) -> Result<String, csv::Error> {
     Ok(String::from_utf8(bytes).expect("the rows are built from UTF-8 strings"))
 }
 
-/// One snapshot's values, in the order of [`CSV_COLUMNS`].
+/// One snapshot's values, in the order of [`csv_columns`].
 fn row(s: &Snapshot) -> Vec<String> {
     let secs = |h: &WaitHistogram, q: f64| h.quantile(q).as_secs_f64().to_string();
     let st = &s.stats;
@@ -117,19 +107,18 @@ fn row(s: &Snapshot) -> Vec<String> {
         st.utilisation().to_string(),
         st.reuse_rate().to_string(),
         s.leaks.len().to_string(),
+        st.warnings.busy.to_string(),
+        st.warnings.slow_waits.to_string(),
+        st.warnings.overdue.to_string(),
+        st.lifetimes_shortened.to_string(),
         st.closes.total().to_string(),
     ];
-    row.extend(CLOSE_REASONS.iter().map(|&r| st.closes.get(r).to_string()));
     row.extend(
-        [
-            st.warnings.busy,
-            st.warnings.slow_waits,
-            st.warnings.overdue,
-            st.lifetimes_shortened,
-        ]
-        .map(|n| n.to_string()),
+        CloseReason::ALL
+            .iter()
+            .map(|&r| st.closes.get(r).to_string()),
     );
-    debug_assert_eq!(row.len(), CSV_COLUMNS.len());
+    debug_assert_eq!(row.len(), FIXED_COLUMNS.len() + CloseReason::ALL.len());
     row
 }
 
@@ -147,19 +136,10 @@ mod tests {
     }
 
     #[test]
-    fn every_close_reason_has_its_column() {
-        for reason in CloseReason::ALL {
-            assert!(CLOSE_REASONS.contains(&reason), "no column for {reason:?}");
-        }
-        let first = CSV_COLUMNS
-            .iter()
-            .position(|&c| c == "closed_broken")
-            .unwrap();
-        for (i, reason) in CLOSE_REASONS.iter().enumerate() {
-            assert_eq!(
-                CSV_COLUMNS[first + i],
-                format!("closed_{}", reason.as_str())
-            );
-        }
+    fn the_close_reasons_come_last() {
+        let columns = csv_columns();
+        assert_eq!(columns.len(), FIXED_COLUMNS.len() + CloseReason::ALL.len());
+        assert_eq!(columns[FIXED_COLUMNS.len()], "closed_broken");
+        assert_eq!(columns.last().unwrap(), "closed_recycled");
     }
 }

@@ -28,7 +28,7 @@ mod serialize;
 mod snapshot;
 
 #[cfg(feature = "csv")]
-pub use self::csv::{to_csv, CSV_COLUMNS};
+pub use self::csv::{csv_columns, to_csv};
 #[cfg(feature = "json")]
 pub use self::json::to_json;
 #[cfg(feature = "prometheus")]
