@@ -56,6 +56,14 @@
 //! # }
 //! ```
 //!
+//! # Features
+//!
+//! - `serde`: `Deserialize` for [`Config`], `Serialize` for the figures ([`Status`],
+//!   [`Stats`], [`ConnectionMetrics`], [`Health`], [`Leak`], [`export::Snapshot`]).
+//! - `metrics`: records through the `metrics` facade under OpenTelemetry's names (see
+//!   [`metrics`]).
+//! - `prometheus`, `json`, `csv`: the exports of [`export`].
+//!
 //! # Tracing
 //!
 //! Events use stable targets: `pool_core::connect` (connects and their failures),
