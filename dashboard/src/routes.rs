@@ -63,10 +63,10 @@ impl Dashboard {
         self.sources.push(source);
     }
 
-    /// The routes: `/` (the page), `/pools` (JSON) and `/metrics` (Prometheus text). Mount
-    /// it with [`Router::nest`] under a path of its own, or serve it as it is. The page finds
-    /// `/pools` relative to its own address, so link to a nested dashboard with a trailing
-    /// slash (`/pools-dashboard/`).
+    /// The routes: `/` (the page), `/pools` (JSON) and `/metrics` (Prometheus text). Serve it
+    /// as it is, or mount it with [`Router::nest`] under a path of its own: nested at
+    /// `/pools-dashboard`, the page is at `/pools-dashboard` (no trailing slash, as axum nests
+    /// a `/` route) and reads `/pools-dashboard/pools`.
     pub fn router(self) -> Router {
         let histories = self.sources.iter().map(|_| History::default()).collect();
         let shown = Arc::new(Shown {
@@ -136,4 +136,27 @@ fn failed(error: &dyn std::error::Error) -> Response {
         format!("the dashboard could not export the pools: {error}"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn status(router: &Router, path: &str) -> StatusCode {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        router.clone().oneshot(request).await.unwrap().status()
+    }
+
+    /// The page finds `pools` next to itself: at `/dash` it reads `/dash/pools`.
+    #[tokio::test]
+    async fn nested_under_a_path_the_page_and_its_data_are_found() {
+        let app = Router::new().nest("/dash", Dashboard::new().router());
+        assert_eq!(status(&app, "/dash").await, StatusCode::OK);
+        assert_eq!(status(&app, "/dash/pools").await, StatusCode::OK);
+        assert_eq!(status(&app, "/dash/metrics").await, StatusCode::OK);
+    }
 }

@@ -33,7 +33,11 @@ const POOL: &str = "db_client_connection_pool_name";
 /// The encoder's error, which well-formed families cannot cause; it is passed on rather than
 /// hidden behind a panic.
 pub fn to_prometheus(snapshots: &[Snapshot]) -> Result<String, prometheus::Error> {
-    let families = families(snapshots);
+    // The encoder refuses a family without samples, which no snapshots would give.
+    let families: Vec<MetricFamily> = families(snapshots)
+        .into_iter()
+        .filter(|f| !f.get_metric().is_empty())
+        .collect();
     let mut out = Vec::new();
     TextEncoder::new().encode(&families, &mut out)?;
     Ok(String::from_utf8(out).expect("the text encoder writes UTF-8"))
@@ -275,6 +279,11 @@ mod tests {
     fn golden() {
         let text = to_prometheus(&[fixture::snapshot()]).unwrap();
         assert_eq!(text, include_str!("golden/snapshot.prom"));
+    }
+
+    #[test]
+    fn no_pools_is_an_empty_exposition() {
+        assert_eq!(to_prometheus(&[]).unwrap(), "");
     }
 
     #[test]
