@@ -10,7 +10,7 @@
 //! task again on its own runtime. The cached value is therefore never more than about
 //! [`RESOLUTION`] behind the real clock, and slow paths read the real clock anyway.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,6 +34,9 @@ pub(crate) struct Clock {
     ticking: AtomicBool,
     /// Seconds since the Unix epoch at `epoch` (wall time), for the hour of day of a reading.
     epoch_unix_secs: u64,
+    /// The hour of the day (UTC) of the last real reading: the hot path counts acquires by hour
+    /// without dividing a reading into hours each time.
+    hour: AtomicU8,
 }
 
 impl Clock {
@@ -46,6 +49,7 @@ impl Clock {
             epoch_unix_secs: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            hour: AtomicU8::new(0),
         }
     }
 
@@ -79,6 +83,7 @@ impl Clock {
         let now = nanos(self.epoch.elapsed());
         // Readings from several threads may land out of order; the cache only moves forward.
         self.cached.fetch_max(now, Ordering::Relaxed);
+        self.hour.store(self.hour_of_day(now), Ordering::Relaxed);
         now
     }
 
@@ -100,8 +105,15 @@ impl Clock {
 
     /// The hour of the day (UTC, `0..24`) a reading falls in. Follows the monotonic clock
     /// from the wall time at the pool's start, so a wall clock set later is not seen.
-    pub(crate) fn hour_of_day(&self, at: Nanos) -> usize {
-        ((self.epoch_unix_secs + at / 1_000_000_000) / 3600 % 24) as usize
+    fn hour_of_day(&self, at: Nanos) -> u8 {
+        ((self.epoch_unix_secs + at / 1_000_000_000) / 3600 % 24) as u8
+    }
+
+    /// The hour of the day (UTC, `0..24`) of the last real reading, at most about
+    /// `RESOLUTION` old while the pool is busy.
+    #[inline]
+    pub(crate) fn hour(&self) -> usize {
+        usize::from(self.hour.load(Ordering::Relaxed))
     }
 
     /// How long since the pool was built.

@@ -114,9 +114,9 @@ mod enabled {
             self.wait_time.record(waited.as_secs_f64());
         }
 
-        /// A connection came back after `held`.
-        pub(crate) fn used(&self, held: Duration) {
-            self.use_time.record(held.as_secs_f64());
+        /// A connection came back after `held` nanoseconds.
+        pub(crate) fn used(&self, held: u64) {
+            self.use_time.record(held as f64 / 1e9);
         }
 
         /// A connect succeeded after `took`.
@@ -172,7 +172,7 @@ mod disabled {
         pub(crate) fn waited(&self, _: Duration) {}
 
         #[inline(always)]
-        pub(crate) fn used(&self, _: Duration) {}
+        pub(crate) fn used(&self, _: u64) {}
 
         #[inline(always)]
         pub(crate) fn created(&self, _: Duration) {}

@@ -648,9 +648,8 @@ impl<M: Manager> Shared<M> {
         live.meta.cleanup = Cleanup::Reset;
         let mut st = self.lock();
         st.in_use -= 1;
-        let held = Duration::from_nanos(now.saturating_sub(handed_out));
-        st.stats
-            .record_use(held, self.clock.hour_of_day(handed_out));
+        let held = now.saturating_sub(handed_out);
+        st.stats.record_use(held / 1000, self.clock.hour());
         self.metrics.used(held);
         let leaked = if st.leaks.is_empty() {
             None

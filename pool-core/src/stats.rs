@@ -204,9 +204,10 @@ impl Stats {
         self.acquires_served() as f64 / opened as f64
     }
 
-    /// A connection checked out at hour `hour` (UTC) came back after `held`.
-    pub(crate) fn record_use(&mut self, held: Duration, hour: usize) {
-        self.use_time.record(held);
+    /// A connection checked out at hour `hour` (UTC) came back after `held_us` microseconds.
+    #[inline]
+    pub(crate) fn record_use(&mut self, held_us: u64, hour: usize) {
+        self.use_time.record_micros(held_us);
         self.acquires_by_hour[hour % 24] += 1;
     }
 
@@ -320,7 +321,12 @@ impl WaitHistogram {
     }
 
     pub(crate) fn record(&mut self, wait: Duration) {
-        let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        self.record_micros(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Records one duration given in microseconds.
+    #[inline]
+    pub(crate) fn record_micros(&mut self, us: u64) {
         self.buckets[Self::index(us)] += 1;
         self.count += 1;
         self.max_us = self.max_us.max(us);

@@ -29,7 +29,7 @@ pub(crate) fn snapshot() -> Snapshot {
     stats.connect_time.record(Duration::from_millis(8));
     stats.connect_time.record(Duration::from_millis(12));
     for held in [10, 20, 30, 140] {
-        stats.record_use(Duration::from_millis(held), 9);
+        stats.record_use(held * 1000, 9);
     }
     Snapshot {
         name: "orders".to_owned(),
