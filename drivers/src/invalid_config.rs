@@ -36,6 +36,15 @@ impl InvalidConfig {
         self
     }
 
+    /// The same problem, found in a URL read from the environment variable `variable`: an
+    /// error about the whole URL (`url`, `urls`) names the variable instead.
+    pub(crate) fn read_from(mut self, variable: &str) -> Self {
+        if matches!(self.setting.as_str(), "url" | "urls") {
+            variable.clone_into(&mut self.setting);
+        }
+        self
+    }
+
     /// The rejected setting: `url`, an environment variable's name, or a pool field.
     pub fn setting(&self) -> &str {
         &self.setting

@@ -15,23 +15,30 @@
 //!
 //! Every module has the same shape: a `Config` (from a URL, from the environment, and
 //! `serde::Deserialize` under `serde`; its `Debug` never shows a password) whose
-//! `create_pool()` gives a ready pool, the `Manager` behind it, the aliases `Pool`,
+//! `build_pool_lazy()` gives a ready pool, the `Manager` behind it, the aliases `Pool`,
 //! `Connection` and `PoolError`, and a re-export of the driver crate.
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! # #[cfg(feature = "postgres")]
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = pool_drivers::postgres::Config::from_url("postgres://app@127.0.0.1/app")?.create_pool()?;
+//! let pool = pool_drivers::postgres::Config::from_url("postgres://app@127.0.0.1/app")?.build_pool_lazy()?;
 //! let conn = pool.get().await?;
 //! let rows = conn.query("SELECT 1", &[]).await?;
 //! # Ok(()) }
 //! ```
 //!
-//! `tls` adds TLS (rustls with the ring provider) to the PostgreSQL driver, `serde` derives `Deserialize` for
+//! `roles` adds [`roles`](https://docs.rs/pool-roles) (typed read / write / admin pools over any
+//! of these, and `postgres::DatabaseConfig`), `tls` adds TLS (rustls with the ring provider) to the PostgreSQL driver, `serde` derives `Deserialize` for
 //! every configuration, and `full` turns everything on.
 
 pub use pool_core::*;
 
+/// Typed read / write / admin pools: the `pool-roles` crate, under the `roles` feature.
+#[cfg(feature = "roles")]
+pub use pool_roles as roles;
+
+mod driver_config;
 mod invalid_config;
 #[cfg(any(
     feature = "postgres",
@@ -41,6 +48,8 @@ mod invalid_config;
     feature = "_sqlx"
 ))]
 mod settings;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+mod unknown_host;
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -53,4 +62,5 @@ pub mod sqlx;
 #[cfg(feature = "tcp")]
 pub mod tcp;
 
+pub use driver_config::{BuildPoolError, DriverConfig};
 pub use invalid_config::InvalidConfig;

@@ -76,33 +76,6 @@ pub(crate) fn name_from_url(url: &str) -> String {
     rest[..end].trim_end_matches('/').to_owned()
 }
 
-/// A pool that opens its connections on demand: every driver's `create_pool`.
-pub(crate) fn lazy_pool<M: pool_core::Manager>(
-    manager: M,
-    pool: &pool_core::Config,
-) -> Result<pool_core::Pool<M>, InvalidConfig> {
-    Ok(pool_core::Pool::builder(manager)
-        .config(pool.clone())
-        .build_lazy()?)
-}
-
-/// A pool with its initial connections open: every driver's `build_pool`. A configuration that
-/// could not make a manager fails like a first connect would, as the driver's error made by
-/// `invalid`.
-pub(crate) async fn open_pool<M: pool_core::Manager>(
-    manager: Result<M, InvalidConfig>,
-    pool: &pool_core::Config,
-    invalid: impl FnOnce(InvalidConfig) -> M::Error,
-) -> Result<pool_core::Pool<M>, pool_core::BuildError<M::Error>> {
-    let manager = manager.map_err(|e| {
-        pool_core::BuildError::Connect(pool_core::ConnectError::Backend(invalid(e)))
-    })?;
-    pool_core::Pool::builder(manager)
-        .config(pool.clone())
-        .build()
-        .await
-}
-
 // Secrets in connection URLs, found by position.
 //
 // Parsers disagree about malformed URLs: the `url` crate ends the user information at the last

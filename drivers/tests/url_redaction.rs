@@ -22,7 +22,7 @@
 //!
 //! The run is deterministic: it prints its seed, and `URL_FUZZ_SEED=<seed>` replays or explores
 //! (`URL_FUZZ_CASES=<n>` sets how many URLs each driver gets, `URL_FUZZ_SHOW=<n>` how many leaks
-//! are printed). No connection is ever opened: `create_pool` is lazy.
+//! are printed). No connection is ever opened: `build_pool_lazy` is lazy.
 
 #![allow(missing_docs)]
 
@@ -30,6 +30,9 @@ use std::error::Error as StdError;
 use std::fmt::{Debug, Write as _};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
+
+#[allow(unused_imports)] // Not every feature set uses it.
+use pool_drivers::DriverConfig;
 
 /// The default seed, so CI runs the same cases every time; set `URL_FUZZ_SEED` to explore.
 const DEFAULT_SEED: u64 = 0x5EC2_E7ED_0A11;
@@ -449,13 +452,12 @@ fn debug_text(channel: &'static str, value: &impl Debug, out: &mut Vec<(&'static
 }
 
 /// The common shape of a probe: `from_url`; on success `Debug` of the config, `manager()` and
-/// `create_pool()`; on failure the error, and the driver's own error type wrapping it (as
-/// `build_pool` reports it).
+/// `build_pool_lazy()`; on failure the error, and the error `build_pool` wraps it in.
 fn probe<C: Debug, M: Debug, P: Debug, E: StdError + 'static>(
     url: &str,
     from_url: impl Fn(&str) -> Result<C, pool_drivers::InvalidConfig>,
     manager: impl Fn(&C) -> Result<M, pool_drivers::InvalidConfig>,
-    create_pool: impl Fn(&C) -> Result<P, pool_drivers::InvalidConfig>,
+    build_pool_lazy: impl Fn(&C) -> Result<P, pool_drivers::InvalidConfig>,
     wrap: impl Fn(pool_drivers::InvalidConfig) -> E,
 ) -> (bool, Vec<(&'static str, String)>) {
     let mut out = Vec::new();
@@ -463,7 +465,7 @@ fn probe<C: Debug, M: Debug, P: Debug, E: StdError + 'static>(
         Ok(config) => config,
         Err(e) => {
             error_texts("the from_url error", &e, &mut out);
-            error_texts("the driver's error wrapping it", &wrap(e), &mut out);
+            error_texts("the build_pool error wrapping it", &wrap(e), &mut out);
             return (false, out);
         }
     };
@@ -472,9 +474,9 @@ fn probe<C: Debug, M: Debug, P: Debug, E: StdError + 'static>(
         Ok(m) => debug_text("Debug of the Manager", &m, &mut out),
         Err(e) => error_texts("the manager() error", &e, &mut out),
     }
-    match create_pool(&config) {
+    match build_pool_lazy(&config) {
         Ok(p) => debug_text("Debug of the Pool", &p, &mut out),
-        Err(e) => error_texts("the create_pool() error", &e, &mut out),
+        Err(e) => error_texts("the build_pool_lazy() error", &e, &mut out),
     }
     (true, out)
 }
@@ -518,7 +520,7 @@ impl tracing::Subscriber for Capture {
 
 #[test]
 fn mutated_urls_never_print_the_password() {
-    // create_pool is lazy, but a pool spawns its upkeep task, which needs a runtime.
+    // build_pool_lazy is lazy, but a pool spawns its upkeep task, which needs a runtime.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -550,8 +552,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    Error::Config,
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<Error>::Config,
                 )
             },
         );
@@ -578,8 +580,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    Error::InvalidConfig,
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<Error>::Config,
                 )
             },
         );
@@ -608,8 +610,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    Error::InvalidConfig,
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<Error>::Config,
                 )
             },
         );
@@ -636,8 +638,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    Error::InvalidConfig,
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<Error>::Config,
                 )
             },
         );
@@ -665,8 +667,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    Error::Config,
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<Error>::Config,
                 )
             },
         );
@@ -692,8 +694,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    |e| pool_drivers::sqlx::sqlx::Error::Configuration(Box::new(e)),
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<pool_drivers::sqlx::sqlx::Error>::Config,
                 )
             },
         );
@@ -719,8 +721,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    |e| pool_drivers::sqlx::sqlx::Error::Configuration(Box::new(e)),
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<pool_drivers::sqlx::sqlx::Error>::Config,
                 )
             },
         );
@@ -746,8 +748,8 @@ fn mutated_urls_never_print_the_password() {
                     url,
                     Config::from_url,
                     Config::manager,
-                    Config::create_pool,
-                    |e| pool_drivers::sqlx::sqlx::Error::Configuration(Box::new(e)),
+                    Config::build_pool_lazy,
+                    pool_drivers::BuildPoolError::<pool_drivers::sqlx::sqlx::Error>::Config,
                 )
             },
         );

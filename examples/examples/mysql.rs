@@ -7,6 +7,7 @@
 
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::mysql::Config;
+use pool_drivers::DriverConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::from_url(&url)?;
     config.pool.max_size = 4;
     println!("{config:?}");
-    let pool = config.create_pool()?;
+    let pool = config.build_pool_lazy()?;
 
     let tasks: Vec<_> = (0..8)
         .map(|i| {

@@ -7,6 +7,7 @@
 use std::error::Error;
 
 use pool_drivers::postgres::{Config, Pool};
+use pool_drivers::DriverConfig;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?application_name=pool-example";
 
@@ -18,7 +19,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Sessions come back without settings a caller changed.
     config.cleanup.reset_all = true;
     println!("{config:?}");
-    let pool = config.create_pool()?;
+    let pool = config.build_pool_lazy()?;
 
     // Sixteen tasks share four connections.
     let tasks: Vec<_> = (0..16)

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use pool_drivers::DriverConfig;
 use pool_drivers::{Manager, Pool};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -123,7 +124,7 @@ async fn sqlite() -> Result<(), BoxError> {
     );
     let mut config = Config::from_url(&format!("sqlite://{}?mode=rwc", file.0.display()))?;
     pool_settings(&mut config.pool);
-    let pool = config.create_pool()?;
+    let pool = config.build_pool_lazy()?;
     workload(pool, |conn, n| {
         Box::pin(async move {
             let (echo,): (i32,) = sqlx::query_as("SELECT ?")
@@ -140,7 +141,7 @@ async fn sqlite() -> Result<(), BoxError> {
 async fn postgres(url: &str) -> Result<(), BoxError> {
     let mut config = pool_drivers::postgres::Config::from_url(url)?;
     pool_settings(&mut config.pool);
-    workload(config.create_pool()?, |conn, n| {
+    workload(config.build_pool_lazy()?, |conn, n| {
         Box::pin(async move {
             let row = conn.query_one("SELECT $1::INT4", &[&n]).await?;
             assert_eq!(row.get::<_, i32>(0), n);
@@ -155,7 +156,7 @@ async fn mysql(url: &str) -> Result<(), BoxError> {
 
     let mut config = pool_drivers::mysql::Config::from_url(url)?;
     pool_settings(&mut config.pool);
-    workload(config.create_pool()?, |conn, n| {
+    workload(config.build_pool_lazy()?, |conn, n| {
         Box::pin(async move {
             let echo: Option<i32> = conn.exec_first("SELECT ?", (n,)).await?;
             assert_eq!(echo, Some(n));
@@ -170,7 +171,7 @@ async fn redis(url: &str) -> Result<(), BoxError> {
 
     let mut config = pool_drivers::redis::Config::from_url(url)?;
     pool_settings(&mut config.pool);
-    let pool = config.create_pool()?;
+    let pool = config.build_pool_lazy()?;
     workload(pool.clone(), |conn, n| {
         Box::pin(async move {
             let echo: i32 = redis::cmd("ECHO").arg(n).query_async(conn).await?;

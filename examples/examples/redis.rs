@@ -7,6 +7,7 @@
 
 use pool_drivers::redis::redis::{self, AsyncCommands};
 use pool_drivers::redis::Config;
+use pool_drivers::DriverConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::from_url(&url)?;
     config.pool.max_size = 4;
     println!("{config:?}");
-    let pool = config.create_pool()?;
+    let pool = config.build_pool_lazy()?;
     let key = format!("pool_example_counter_{}", std::process::id());
 
     let tasks: Vec<_> = (0..8)

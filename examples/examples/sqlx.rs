@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pool_drivers::sqlx::sqlite::Config;
 use pool_drivers::sqlx::sqlx::{self, Connection as _};
+use pool_drivers::DriverConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -19,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // An in-memory database lives as long as one of its connections; the pool keeps idle
     // ones for `idle_timeout` (10 minutes), far longer than this example runs.
     config.pool.acquire_timeout = Some(Duration::from_secs(5));
-    let pool = config.create_pool()?;
+    let pool = config.build_pool_lazy()?;
 
     let mut conn = pool.get().await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, balance INTEGER)")

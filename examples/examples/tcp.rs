@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use pool_drivers::tcp::{AsyncReadExt, AsyncWriteExt, BoxError, Config, TcpStream};
+use pool_drivers::DriverConfig;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -73,7 +74,7 @@ async fn main() -> Result<(), BoxError> {
     config.keepalive = Some(Duration::from_secs(60));
     config.pool.max_size = 4;
     config.pool.acquire_timeout = Some(Duration::from_secs(5));
-    let pool = config.create_pool()?;
+    let pool = config.build_pool_lazy()?;
 
     let started = Instant::now();
     let tasks: Vec<_> = (0..16)

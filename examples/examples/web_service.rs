@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut config = DatabaseConfig::from_urls(&primary, &replicas, None)?;
     config.read_your_writes = Some(std::time::Duration::from_secs(5));
     config.replay_wait = Some(std::time::Duration::from_millis(500));
-    let pools = config.create_pools()?;
+    let pools = config.build_pools_lazy()?;
     web_service::create_table(&pools, "notes").await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

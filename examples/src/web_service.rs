@@ -65,7 +65,7 @@ pub async fn create_table(
 async fn create_note(State(app): State<App>, body: String) -> Response {
     let mut conn = match app.pools.write_pool().get_retrying(&app.retry).await {
         Ok(conn) => conn,
-        Err(e) => return pool_error(&e),
+        Err(e) => return pool_error(&e.into()),
     };
     let insert = format!("INSERT INTO {} (body) VALUES ($1) RETURNING id", app.table);
     let id: i64 = match conn.query_one(&insert, &[&body]).await {
@@ -115,7 +115,7 @@ async fn health(State(app): State<App>) -> Response {
 }
 
 /// 503 when the database cannot be reached, 500 for anything else.
-fn pool_error(error: &pool_drivers::postgres::PoolError) -> Response {
+fn pool_error(error: &pool_drivers::postgres::PoolsError) -> Response {
     if error.is_unavailable() {
         (StatusCode::SERVICE_UNAVAILABLE, format!("{error:#}")).into_response()
     } else {

@@ -78,7 +78,7 @@ async fn notes_are_written_to_the_primary_and_read_back() {
     let mut config = DatabaseConfig::from_urls(primary.url(), &[replica.url()], None).unwrap();
     config.read_your_writes = Some(Duration::from_secs(5));
     config.replay_wait = Some(Duration::from_secs(2));
-    let pools = config.create_pools().unwrap();
+    let pools = config.build_pools_lazy().unwrap();
     let table = unique_name("notes");
     web_service::create_table(&pools, &table).await.unwrap();
     let addr = serve(pools.clone(), &table, Retry::default()).await;
@@ -130,7 +130,7 @@ async fn an_unreachable_database_is_answered_with_503() {
     let mut config = DatabaseConfig::from_urls(&url, &[&url], None).unwrap();
     config.replica_timeout = Duration::from_millis(300);
     config.primary.pool.acquire_timeout = Some(Duration::from_millis(500));
-    let pools = config.create_pools().unwrap();
+    let pools = config.build_pools_lazy().unwrap();
     let retry = Retry::default().give_up_after(Some(Duration::from_secs(1)));
     let addr = serve(pools, "notes_never_created", retry).await;
 

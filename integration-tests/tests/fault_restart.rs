@@ -20,6 +20,7 @@ use integration_tests::faults::{chain, Tenant};
 use integration_tests::invariants::{assert_invariants, eventually, server_agrees, Acquires};
 use integration_tests::{server, Kind, Server};
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
+use pool_drivers::DriverConfig;
 use pool_drivers::{redis, ErrorKind, Manager as _};
 use tokio::time::Instant;
 

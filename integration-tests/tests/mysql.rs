@@ -7,12 +7,15 @@ use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::mysql::mysql_async::{self, Conn};
 use pool_drivers::mysql::{Config, Error, Pool, PoolError};
 use pool_drivers::CloseReason;
+use pool_drivers::DriverConfig;
 
 /// A pool of at most `max_size` connections to the test server.
 fn pool(url: &str, max_size: usize) -> Pool {
     let mut config = Config::from_url(url).expect("the test URL parses");
     config.pool.max_size = max_size;
-    config.create_pool().expect("a valid pool configuration")
+    config
+        .build_pool_lazy()
+        .expect("a valid pool configuration")
 }
 
 /// A connection outside any pool, for setting up and inspecting.
@@ -178,7 +181,7 @@ async fn a_partly_read_result_is_closed_not_drained_by_the_next_borrower() {
     config.pool.max_size = 1;
     // Far above the bound asserted below, so a reset that drains the rows cannot pass.
     config.pool.reset_timeout = Duration::from_secs(10);
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
 
     let mut conn = pool.get().await.unwrap();
     let id = conn.id();
@@ -240,7 +243,7 @@ async fn a_fully_read_result_keeps_the_connection() {
 async fn get_error(url: &str, acquire_timeout: Duration) -> (PoolError, Duration) {
     let mut config = Config::from_url(url).unwrap();
     config.pool.acquire_timeout = Some(acquire_timeout);
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let started = Instant::now();
     let err = pool.get().await.expect_err("the connect must fail");
     (err, started.elapsed())
@@ -301,10 +304,11 @@ async fn a_wrong_password_fails_fast_with_the_servers_message() {
     let (err, took) = get_error(&url, Duration::from_secs(30)).await;
     let backend = err.backend();
     assert!(
-        matches!(backend, Some(Error::AccessDenied(e)) if e.code == 1045),
+        matches!(backend, Some(Error::Authentication(e)) if e.code == 1045),
         "{err:?}"
     );
-    let message = backend.unwrap().to_string();
+    // The server's message is the cause (`{:#}` of the pool's error prints it).
+    let message = format!("{err:#}");
     assert!(message.contains("Access denied"), "{message}");
     assert!(!message.contains("wrong-password"), "{message}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -315,8 +319,8 @@ async fn a_wrong_password_fails_fast_with_the_servers_message() {
     let err = config.build_pool().await.expect_err("build must fail");
     assert!(matches!(
         err,
-        pool_drivers::BuildError::Connect(pool_drivers::ConnectError::Backend(
-            Error::AccessDenied(_)
+        pool_drivers::BuildPoolError::Connect(pool_drivers::ConnectError::Backend(
+            Error::Authentication(_)
         ))
     ));
 
@@ -339,7 +343,8 @@ async fn a_missing_database_fails_fast_with_the_servers_message() {
     match err.backend() {
         Some(e @ Error::UnknownDatabase(s)) => {
             assert_eq!(s.code, 1049);
-            assert!(e.to_string().contains("Unknown database"), "{e}");
+            let message = std::error::Error::source(e).unwrap().to_string();
+            assert!(message.contains("Unknown database"), "{message}");
         }
         other => panic!("expected UnknownDatabase, got {other:?}"),
     }

@@ -8,6 +8,7 @@ use integration_tests::faults::chain;
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Cleanup, Config, Error, Pool, PoolError, DEFAULT_DRAIN_TIMEOUT};
 use pool_drivers::CloseReason;
+use pool_drivers::DriverConfig;
 
 /// The URL with `params` added to its query string.
 fn with_params(url: &str, params: &str) -> String {
@@ -38,7 +39,7 @@ async fn get_use_return() {
         return;
     };
     let pool = config(server.url(), &unique_name("get"))
-        .create_pool()
+        .build_pool_lazy()
         .unwrap();
     {
         let conn = pool.get().await.unwrap();
@@ -59,7 +60,7 @@ async fn many_tasks_share_few_connections() {
     };
     let mut config = config(server.url(), &unique_name("many"));
     config.pool.max_size = 4;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let pool = pool.clone();
@@ -86,7 +87,7 @@ async fn a_backend_killed_by_the_server_is_replaced_unseen() {
     let mut config = config(server.url(), &app);
     config.pool.max_size = 1;
     config.pool.skip_check_within = Duration::from_millis(1);
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let admin = config_admin(server.url());
 
     let before = pid(&pool).await;
@@ -113,7 +114,9 @@ async fn a_backend_killed_by_the_server_is_replaced_unseen() {
 }
 
 fn config_admin(url: &str) -> Pool {
-    config(url, &unique_name("admin")).create_pool().unwrap()
+    config(url, &unique_name("admin"))
+        .build_pool_lazy()
+        .unwrap()
 }
 
 async fn wait_until_gone(admin: &Pool, pid: i32) {
@@ -144,7 +147,7 @@ async fn transactions_left_open_or_aborted_are_gone_for_the_next_borrower() {
     let table = unique_name("left_open");
     let mut config = config(server.url(), &unique_name("tx"));
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let first = pid(&pool).await;
     {
         let conn = pool.get().await.unwrap();
@@ -207,7 +210,7 @@ async fn cleanup_clears_session_state() {
     config.cleanup.unlisten = true;
     config.cleanup.unlock_advisory_locks = true;
     config.cleanup.discard_temp = true;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let key = i64::from(std::process::id()) * 1000 + 7;
     {
         let conn = pool.get().await.unwrap();
@@ -241,7 +244,7 @@ async fn application_name_is_visible_to_the_server() {
         return;
     };
     let app = unique_name("visible");
-    let pool = config(server.url(), &app).create_pool().unwrap();
+    let pool = config(server.url(), &app).build_pool_lazy().unwrap();
     let conn = pool.get().await.unwrap();
     let admin = config_admin(server.url());
     let seen: i64 = admin
@@ -261,7 +264,7 @@ async fn application_name_is_visible_to_the_server() {
     // Without one in the URL, sessions still carry a name.
     let plain = Config::from_url(server.url())
         .unwrap()
-        .create_pool()
+        .build_pool_lazy()
         .unwrap();
     let name: String = plain
         .get()
@@ -297,7 +300,7 @@ async fn prepared_statements_are_cached_across_resets() {
     };
     let mut config = config(server.url(), &unique_name("cache"));
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let sql = "SELECT $1::INT4 + 1";
     let prepared_at = {
         let conn = pool.get().await.unwrap();
@@ -368,7 +371,7 @@ async fn discard_all_cleanup_empties_the_statement_cache() {
     let mut config = config(server.url(), &unique_name("discard"));
     config.pool.max_size = 1;
     config.cleanup = Cleanup::everything();
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let sql = "SELECT $1::TEXT || '!'";
     let old_pid = {
         let conn = pool.get().await.unwrap();
@@ -419,7 +422,7 @@ async fn a_dropped_query_is_drained_and_its_connection_reused() {
     let table = unique_name("drained");
     let mut config = config(server.url(), &unique_name("drained"));
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let admin = config_admin(server.url());
     admin
         .get()
@@ -538,7 +541,7 @@ async fn a_dropped_query_that_does_not_drain_in_time_closes_its_connection() {
     let mut config = config(server.url(), &unique_name("dropped"));
     config.pool.max_size = 1;
     assert_eq!(config.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let admin = config_admin(server.url());
     admin
         .get()
@@ -616,7 +619,7 @@ async fn a_result_dropped_while_its_rows_stream_in_closes_its_connection() {
     };
     let mut config = config(server.url(), &unique_name("streaming"));
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let admin = config_admin(server.url());
     let old_pid = {
         let conn = pool.get().await.unwrap();
@@ -651,7 +654,7 @@ async fn connects_per_1000_dropped_requests() {
     let mut config = config(server.url(), &unique_name("churn"));
     config.pool.max_size = 16;
     config.pool.acquire_timeout = Some(Duration::from_secs(60));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     drop(
         futures_all(16, |_| {
             let pool = pool.clone();
@@ -706,7 +709,7 @@ async fn a_dropped_statement_does_not_cost_the_connection() {
     };
     let mut config = config(server.url(), &unique_name("stmt"));
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let first = pid(&pool).await;
     {
         let conn = pool.get().await.unwrap();
@@ -732,7 +735,7 @@ async fn bad_input_gets_a_typed_error_quickly() {
     let started = Instant::now();
     let pool = Config::from_url("postgres://postgres@no-such-host.invalid/test")
         .unwrap()
-        .create_pool()
+        .build_pool_lazy()
         .unwrap();
     let err = pool.get().await.unwrap_err();
     assert!(matches!(err, PoolError::Connect(_)), "{err:?}");
@@ -746,7 +749,7 @@ async fn bad_input_gets_a_typed_error_quickly() {
     let started = Instant::now();
     let pool = Config::from_url(&url.replacen("://postgres@", &format!("://{role}@"), 1))
         .unwrap()
-        .create_pool()
+        .build_pool_lazy()
         .unwrap();
     let err = pool.get().await.unwrap_err();
     let backend = err.backend().expect("the driver's error");
@@ -763,7 +766,7 @@ async fn bad_input_gets_a_typed_error_quickly() {
     let started = Instant::now();
     let mut config = config(url, &unique_name("baddb"));
     config.postgres.dbname(&database);
-    let err = config.create_pool().unwrap().get().await.unwrap_err();
+    let err = config.build_pool_lazy().unwrap().get().await.unwrap_err();
     let backend = err.backend().expect("the driver's error");
     assert!(
         matches!(backend, Error::UnknownDatabase { database: d, .. } if *d == database),
@@ -785,7 +788,7 @@ async fn bad_input_gets_a_typed_error_quickly() {
     let mut config = Config::from_url("postgres://postgres@127.0.0.1:1/test").unwrap();
     config.pool.acquire_timeout = Some(Duration::from_millis(500));
     let started = Instant::now();
-    let err = config.create_pool().unwrap().get().await.unwrap_err();
+    let err = config.build_pool_lazy().unwrap().get().await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     let backend = err.backend().expect("the last connect error");
     assert!(matches!(backend, Error::Postgres(_)), "{backend:?}");

@@ -15,6 +15,7 @@ use pool_drivers::postgres::tokio_postgres::tls::{ChannelBinding, TlsConnect, Tl
 use pool_drivers::postgres::tokio_postgres::{CancelToken, NoTls};
 use pool_drivers::postgres::{CancelError, Config, Connection, Pool};
 use pool_drivers::CloseReason;
+use pool_drivers::DriverConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -36,7 +37,7 @@ fn pool(url: &str, params: &str, max_size: usize) -> Pool {
     };
     let mut config = Config::from_url(&url).expect("the server URL parses");
     config.pool.max_size = max_size;
-    config.create_pool().unwrap()
+    config.build_pool_lazy().unwrap()
 }
 
 async fn backend_pid(conn: &Connection) -> i32 {

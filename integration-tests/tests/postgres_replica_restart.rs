@@ -54,7 +54,7 @@ async fn reads_fall_back_while_the_replica_is_stopped_and_return_after_it_restar
     let mut config = DatabaseConfig::from_urls(primary.url(), &[replica.url()], None).unwrap();
     config.replica_timeout = Duration::from_secs(2);
     config.replicas[0].pool.connect_timeout = Duration::from_secs(1);
-    let pools = config.create_pools().unwrap();
+    let pools = config.build_pools_lazy().unwrap();
     assert_eq!(pools.read().await.unwrap().source(), Source::Replica(0));
 
     let restart = Restart(&cluster);

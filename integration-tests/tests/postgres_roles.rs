@@ -10,6 +10,7 @@ use integration_tests::{server, unique_name, Kind, Server};
 use pool_drivers::postgres::tokio_postgres;
 use pool_drivers::postgres::{Config, DatabaseConfig, Pools};
 use pool_drivers::roles::{Session, Source};
+use pool_drivers::DriverConfig;
 use pool_drivers::{Error, Retry};
 
 /// The primary and the replica, or `None` (the test is skipped) when either is missing.
@@ -22,7 +23,7 @@ async fn servers() -> Option<(Server, Server)> {
 fn pools(primary: &str, replica: &str) -> Pools {
     let mut config = DatabaseConfig::from_urls(primary, &[replica], None).unwrap();
     config.replica_timeout = Duration::from_secs(2);
-    config.create_pools().unwrap()
+    config.build_pools_lazy().unwrap()
 }
 
 /// A table on the primary, dropped when the guard is.
@@ -228,7 +229,7 @@ fn address(url: &str) -> std::net::SocketAddr {
 fn unreachable_pool(url: &str) -> pool_drivers::postgres::Pool {
     let mut config = Config::from_url(url).unwrap();
     config.pool.connect_timeout = Duration::from_millis(500);
-    config.create_pool().unwrap()
+    config.build_pool_lazy().unwrap()
 }
 
 /// A loopback port nothing listens on.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use integration_tests::faults::chain;
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Config, Error, SslMode};
+use pool_drivers::DriverConfig;
 use pool_drivers::ErrorKind;
 
 fn with_params(url: &str, params: &str) -> String {
@@ -20,7 +21,7 @@ async fn encrypted(url: &str, params: &str) -> Result<bool, pool_drivers::postgr
     );
     let mut config = Config::from_url(&url).expect("the URL parses");
     config.pool.acquire_timeout = Some(Duration::from_secs(5));
-    let pool = config.create_pool().expect("a pool");
+    let pool = config.build_pool_lazy().expect("a pool");
     let conn = pool.get().await?;
     let row = conn
         .query_one(
@@ -36,7 +37,7 @@ async fn encrypted(url: &str, params: &str) -> Result<bool, pool_drivers::postgr
 async fn server_tls(url: &str) -> (bool, String) {
     let pool = Config::from_url(&with_params(url, "sslmode=disable"))
         .unwrap()
-        .create_pool()
+        .build_pool_lazy()
         .unwrap();
     let conn = pool.get().await.unwrap();
     let row = conn

@@ -6,12 +6,15 @@ use integration_tests::redis_client::{client_id, client_info};
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::redis::redis::{self, AsyncCommands};
 use pool_drivers::redis::{Config, Error, Pool, PoolError};
+use pool_drivers::DriverConfig;
 
 /// A pool of at most `max_size` connections to `url`.
 fn pool(url: &str, max_size: usize) -> Pool {
     let mut config = Config::from_url(url).expect("the test URL parses");
     config.pool.max_size = max_size;
-    config.create_pool().expect("a valid pool configuration")
+    config
+        .build_pool_lazy()
+        .expect("a valid pool configuration")
 }
 
 /// A connection outside any pool, for setting up and inspecting.
@@ -230,7 +233,9 @@ fn unchecked_pool(url: &str) -> Pool {
     let mut config = Config::from_url(url).expect("the test URL parses");
     config.pool.max_size = 1;
     config.pool.skip_check_within = Duration::from_secs(600);
-    config.create_pool().expect("a valid pool configuration")
+    config
+        .build_pool_lazy()
+        .expect("a valid pool configuration")
 }
 
 async fn kill_client(admin: &mut redis::aio::MultiplexedConnection, id: i64) {
@@ -350,7 +355,7 @@ async fn a_blocking_pop_past_the_response_timeout_does_not_take_a_later_push() {
     let mut config = Config::from_url(server.url()).unwrap();
     config.pool.max_size = 1;
     config.response_timeout = Some(Duration::from_millis(100));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let mut admin = admin(server.url()).await;
 
     let mut conn = pool.get().await.unwrap();
@@ -390,7 +395,7 @@ async fn subscribing_retires_the_connection() {
 async fn get_error(url: &str, acquire_timeout: Duration) -> (PoolError, Duration) {
     let mut config = Config::from_url(url).unwrap();
     config.pool.acquire_timeout = Some(acquire_timeout);
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let started = Instant::now();
     let err = pool.get().await.expect_err("the connect must fail");
     (err, started.elapsed())
@@ -451,11 +456,11 @@ async fn a_wrong_password_fails_fast_with_the_servers_message() {
     let (err, took) = get_error(&url, Duration::from_secs(30)).await;
     assert!(matches!(err, PoolError::Connect(_)), "{err:?}");
     match err.backend() {
-        Some(e @ Error::AuthenticationFailed { message }) => {
+        Some(e @ Error::Authentication { message }) => {
             assert!(message.contains("WRONGPASS"), "{message}");
             assert!(!e.to_string().contains("wrong-password"), "{e}");
         }
-        other => panic!("expected AuthenticationFailed, got {other:?}"),
+        other => panic!("expected Authentication, got {other:?}"),
     }
     assert!(took < Duration::from_secs(5), "took {took:?}");
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use integration_tests::unique_name;
 use pool_drivers::redis::cluster::Config;
 use pool_drivers::redis::redis::{self, AsyncCommands};
+use pool_drivers::DriverConfig;
 
 /// Three cluster nodes; killed and their directory removed on drop.
 struct Cluster {
@@ -145,7 +146,7 @@ async fn a_cluster_pool_routes_commands_and_retires_dirty_connections() {
     )
     .unwrap();
     config.pool.max_size = 2;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
 
     // Keys spread over the slots of all three nodes.
     let keys: Vec<String> = (0..12).map(|i| unique_name(&format!("k{i}"))).collect();
@@ -189,7 +190,7 @@ async fn a_cluster_pool_routes_commands_and_retires_dirty_connections() {
 async fn an_unknown_cluster_host_fails_fast() {
     let mut config = Config::from_url("redis://no-such-host.invalid:7000").unwrap();
     config.pool.acquire_timeout = Some(Duration::from_secs(30));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let started = Instant::now();
     let err = pool.get().await.expect_err("no such host");
     assert!(

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::sqlx::sqlx::{self, Connection as _, Executor as _};
 use pool_drivers::sqlx::{mysql, postgres, sqlite, SqlxConnection};
+use pool_drivers::DriverConfig;
 use pool_drivers::{ErrorKind, Manager as _};
 
 /// A SQLite file in the temporary directory, removed (with its journal files) on drop.
@@ -73,7 +74,7 @@ async fn assert_permanent<C: SqlxConnection>(
     mentions: &str,
 ) {
     config.pool.acquire_timeout = Some(Duration::from_secs(20));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let started = Instant::now();
     let err = pool.get().await.err().expect("the connect must fail");
     assert!(
@@ -100,7 +101,7 @@ async fn assert_permanent<C: SqlxConnection>(
 #[tokio::test]
 async fn sqlite_get_use_return() {
     let db = TempDb::new();
-    let pool = db.config().create_pool().unwrap();
+    let pool = db.config().build_pool_lazy().unwrap();
     {
         let mut conn = pool.get().await.unwrap();
         conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
@@ -128,7 +129,7 @@ async fn sqlite_concurrent_tasks_share_few_connections() {
     let db = TempDb::new();
     let mut config = db.config();
     config.pool.max_size = 3;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     pool.get()
         .await
         .unwrap()
@@ -169,7 +170,7 @@ async fn sqlite_a_transaction_left_open_is_gone_for_the_next_borrower() {
     let db = TempDb::new();
     let mut config = db.config();
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     pool.get()
         .await
         .unwrap()
@@ -228,7 +229,7 @@ async fn sqlite_a_transaction_left_open_is_gone_for_the_next_borrower() {
 async fn sqlite_in_memory_is_shared_by_the_pool() {
     let mut config = sqlite::Config::from_url("sqlite::memory:").unwrap();
     config.pool.max_size = 2;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let mut first = pool.get().await.unwrap();
     first.execute("CREATE TABLE m (x INTEGER)").await.unwrap();
     first.execute("INSERT INTO m VALUES (42)").await.unwrap();
@@ -307,7 +308,7 @@ macro_rules! server_get_use_and_rollback {
         let mut config = <$config>::from_url(url).unwrap();
         config.pool.max_size = 1;
         config.pool.acquire_timeout = Some(Duration::from_secs(10));
-        let pool = config.create_pool().unwrap();
+        let pool = config.build_pool_lazy().unwrap();
         let count = format!("SELECT count(*) FROM {table}");
         {
             let mut conn = pool.get().await.unwrap();
@@ -387,7 +388,7 @@ async fn postgres_a_query_dropped_midway_leaves_a_usable_connection() {
     };
     let mut config = postgres::Config::from_url(server.url()).unwrap();
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     {
         let mut conn = pool.get().await.unwrap();
         let slow = sqlx::query("SELECT pg_sleep(1)").execute(&mut *conn);
@@ -411,7 +412,7 @@ async fn mysql_a_query_dropped_midway_leaves_a_usable_connection() {
     };
     let mut config = mysql::Config::from_url(server.url()).unwrap();
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     {
         let mut conn = pool.get().await.unwrap();
         let slow = sqlx::query("SELECT SLEEP(1)").execute(&mut *conn);
@@ -472,7 +473,7 @@ async fn an_unknown_host_is_reported_at_once() {
         let err = if url.starts_with("postgres") {
             let pool = postgres::Config::from_url(url)
                 .unwrap()
-                .create_pool()
+                .build_pool_lazy()
                 .unwrap();
             let err = pool.get().await.err().unwrap();
             assert_eq!(
@@ -481,7 +482,10 @@ async fn an_unknown_host_is_reported_at_once() {
             );
             err
         } else {
-            let pool = mysql::Config::from_url(url).unwrap().create_pool().unwrap();
+            let pool = mysql::Config::from_url(url)
+                .unwrap()
+                .build_pool_lazy()
+                .unwrap();
             let err = pool.get().await.err().unwrap();
             assert_eq!(
                 pool.manager().classify(err.backend().unwrap()),
@@ -509,11 +513,11 @@ async fn a_refused_port_ends_at_the_deadline_with_the_refusal() {
         let err = if url.starts_with("postgres") {
             let mut config = postgres::Config::from_url(url).unwrap();
             config.pool.acquire_timeout = Some(Duration::from_millis(500));
-            config.create_pool().unwrap().get().await.err().unwrap()
+            config.build_pool_lazy().unwrap().get().await.err().unwrap()
         } else {
             let mut config = mysql::Config::from_url(url).unwrap();
             config.pool.acquire_timeout = Some(Duration::from_millis(500));
-            config.create_pool().unwrap().get().await.err().unwrap()
+            config.build_pool_lazy().unwrap().get().await.err().unwrap()
         };
         assert!(started.elapsed() < Duration::from_secs(3), "{url}");
         assert!(err.is_timeout(), "{url}: {err:?}");

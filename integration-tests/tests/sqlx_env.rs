@@ -2,6 +2,7 @@
 //! which must not race with other threads reading them.
 
 use pool_drivers::sqlx::{postgres, sqlite};
+use pool_drivers::DriverConfig;
 
 #[test]
 fn config_from_env() {

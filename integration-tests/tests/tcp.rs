@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pool_drivers::tcp::{AsyncReadExt, AsyncWriteExt, Config, Error, Permanent, TcpStream};
+use pool_drivers::DriverConfig;
 use pool_drivers::{CloseReason, ErrorKind, Manager as _};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -100,7 +101,7 @@ async fn round_trip(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
 #[tokio::test]
 async fn get_use_return_reuses_the_connection() {
     let server = EchoServer::start().await;
-    let pool = server.config().create_pool().unwrap();
+    let pool = server.config().build_pool_lazy().unwrap();
     for i in 0..5 {
         let mut conn = pool.get().await.unwrap();
         round_trip(&mut conn, format!("hello {i}\n").as_bytes())
@@ -117,7 +118,7 @@ async fn many_tasks_share_few_connections() {
     let server = EchoServer::start().await;
     let mut config = server.config();
     config.pool.max_size = 3;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let tasks: Vec<_> = (0..40)
         .map(|task| {
             let pool = pool.clone();
@@ -173,7 +174,7 @@ async fn check_sees_a_closed_peer_without_reading() {
 #[tokio::test]
 async fn a_closed_connection_is_replaced() {
     let server = EchoServer::start().await;
-    let pool = server.config().create_pool().unwrap();
+    let pool = server.config().build_pool_lazy().unwrap();
     {
         let mut conn = pool.get().await.unwrap();
         round_trip(&mut conn, b"before\n").await.unwrap();
@@ -200,7 +201,7 @@ async fn a_closed_connection_is_replaced() {
 #[tokio::test]
 async fn a_reply_left_unread_is_not_handed_on() {
     let server = EchoServer::start().await;
-    let pool = server.config().create_pool().unwrap();
+    let pool = server.config().build_pool_lazy().unwrap();
     {
         let mut conn = pool.get().await.unwrap();
         // A request whose reader went away: the reply arrives while the guard is still held.
@@ -242,7 +243,7 @@ async fn handshake_and_probe_hooks_run() {
             })
     };
     config.pool.skip_check_within = Duration::from_millis(10);
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     for i in 0..3 {
         let mut conn = pool.get().await.unwrap();
         round_trip(&mut conn, format!("work {i}\n").as_bytes())
@@ -275,7 +276,7 @@ async fn a_failing_probe_replaces_the_connection() {
         })
     };
     config.pool.skip_check_within = Duration::from_millis(10);
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     drop(pool.get().await.unwrap());
     fail.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -296,7 +297,7 @@ async fn a_permanent_handshake_error_is_reported_at_once() {
     let config = server
         .config()
         .handshake(|_| Box::pin(async { Err(Permanent::new("server refused our token").into()) }));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let started = Instant::now();
     let err = pool.get().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{err:?}");
@@ -311,7 +312,7 @@ async fn a_permanent_handshake_error_is_reported_at_once() {
 async fn a_refused_port_ends_at_the_deadline_with_the_refusal() {
     let mut config = Config::from_url("tcp://127.0.0.1:1").unwrap();
     config.pool.acquire_timeout = Some(Duration::from_millis(500));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let started = Instant::now();
     let err = pool.get().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -328,13 +329,13 @@ async fn a_refused_port_ends_at_the_deadline_with_the_refusal() {
 #[tokio::test]
 async fn an_unknown_host_is_reported_at_once() {
     let config = Config::from_url("tcp://no-such-host.invalid:7000").unwrap();
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let started = Instant::now();
     let err = pool.get().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "{err:?}");
     assert!(!err.is_timeout(), "{err:?}");
     match err.backend() {
-        Some(e @ Error::Resolve { host, .. }) => {
+        Some(e @ Error::UnknownHost { host, .. }) => {
             assert_eq!(host, "no-such-host.invalid");
             assert!(e.to_string().contains("no-such-host.invalid"));
             // The resolver's own message is kept as the cause.
@@ -356,7 +357,7 @@ async fn build_pool_opens_the_initial_connections_or_fails() {
     let mut refused = Config::from_url("tcp://127.0.0.1:1?connect_timeout=1s").unwrap();
     refused.pool.initial_size = 1;
     match refused.build_pool().await {
-        Err(pool_drivers::BuildError::Connect(e)) => {
+        Err(pool_drivers::BuildPoolError::Connect(e)) => {
             assert!(matches!(e.backend(), Some(Error::Connect { .. })), "{e:?}");
         }
         other => panic!("expected a connect error, got {:?}", other.map(|_| ())),
@@ -372,10 +373,10 @@ async fn socket_options_are_applied() {
     ))
     .unwrap();
     config.pool.acquire_timeout = Some(Duration::from_secs(5));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     let conn = pool.get().await.unwrap();
     assert!(!conn.nodelay().unwrap());
-    let pool = server.config().create_pool().unwrap();
+    let pool = server.config().build_pool_lazy().unwrap();
     let conn = pool.get().await.unwrap();
     assert!(conn.nodelay().unwrap());
 }

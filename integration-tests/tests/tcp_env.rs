@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use pool_drivers::tcp::Config;
+use pool_drivers::DriverConfig;
 
 #[test]
 fn config_from_env() {

@@ -119,12 +119,6 @@ pub enum Error<E> {
     },
     /// [`Pool::try_get`](crate::Pool::try_get) found no idle connection.
     NoIdle,
-    /// A [`ReadPool`](crate::roles::ReadPool) had no healthy replica and was told not to
-    /// fall back to the primary.
-    NoReplica {
-        /// How many replicas the read pool has.
-        replicas: usize,
-    },
     /// The calling task holds a connection of this pool and asked for another that can never
     /// come: the pool is full and every connection is held by a task waiting for one. Only
     /// with [`SelfDeadlock::Fail`](crate::SelfDeadlock::Fail).
@@ -163,10 +157,6 @@ impl<E: StdError + 'static> fmt::Display for Error<E> {
                 f,
                 "self-deadlock: this task holds a connection checked out at {held_at} and asked \
                  for another at {asked_at}, but every connection is held by a task waiting for one"
-            ),
-            Error::NoReplica { replicas } => write!(
-                f,
-                "no healthy replica among {replicas}, and falling back to the primary is off"
             ),
             Error::ServiceUnavailable {
                 attempts, waited, ..

@@ -96,7 +96,6 @@ mod queue;
 mod recycle;
 mod replace;
 mod retry;
-pub mod roles;
 mod shared;
 mod stats;
 mod upkeep;

@@ -8,6 +8,7 @@ use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::mysql::mysql_async::{
     self, Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, DEFAULT_POOL_CONSTRAINTS,
 };
+use pool_drivers::DriverConfig;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::{BoxError, Contender, Kind, Lane, Plan, Server};
@@ -123,7 +124,7 @@ impl Contender<Mysql> for Ours {
     async fn build(server: &Mysql, size: usize) -> Result<Self, BoxError> {
         let mut config = pool_drivers::mysql::Config::from_url(&server.url)?;
         config.pool.max_size = size;
-        Ok(Ours(config.create_pool()?))
+        Ok(Ours(config.build_pool_lazy()?))
     }
 
     async fn op(&self) -> Result<(), BoxError> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use pool_drivers::postgres::tokio_postgres::{self, Client, NoTls};
 use pool_drivers::postgres::SslMode;
+use pool_drivers::DriverConfig;
 use tokio::sync::Semaphore;
 
 use super::{BoxError, Contender, Kind, Lane, Plan, Server};
@@ -119,7 +120,7 @@ impl Contender<Postgres> for Ours {
         // Equal work: the peers run without TLS here, so ours does too, even in a build where
         // pool-drivers has its `tls` feature and the server offers TLS (`prefer` would take it).
         config.ssl_mode = SslMode::Disable;
-        Ok(Ours(config.create_pool()?))
+        Ok(Ours(config.build_pool_lazy()?))
     }
 
     async fn op(&self) -> Result<(), BoxError> {

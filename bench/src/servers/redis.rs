@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use pool_drivers::redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use pool_drivers::redis::redis::{self, Client};
+use pool_drivers::DriverConfig;
 use tokio::sync::Semaphore;
 
 use super::{BoxError, Contender, Kind, Lane, Plan, Server};
@@ -135,7 +136,7 @@ impl Contender<Redis> for Ours {
     async fn build(server: &Redis, size: usize) -> Result<Self, BoxError> {
         let mut config = pool_drivers::redis::Config::from_url(&server.url)?;
         config.pool.max_size = size;
-        Ok(Ours(config.create_pool()?))
+        Ok(Ours(config.build_pool_lazy()?))
     }
 
     async fn op(&self) -> Result<(), BoxError> {

@@ -4,11 +4,9 @@ use std::fmt;
 
 use mysql_async::{Opts, UrlError};
 
-use super::{Error, Manager, Pool};
-use crate::settings::{
-    check_url, pool_from_env, quoted, redact_url, unless_secret, url_from_env, UrlGrammar,
-};
-use crate::InvalidConfig;
+use super::Manager;
+use crate::settings::{check_url, quoted, redact_url, unless_secret, UrlGrammar};
+use crate::{DriverConfig, InvalidConfig};
 
 /// Settings of a MySQL (or MariaDB) pool: a connection URL and the pool's own settings.
 ///
@@ -20,9 +18,10 @@ use crate::InvalidConfig;
 /// # Examples
 ///
 /// ```
+/// use pool_drivers::DriverConfig;
 /// let config = pool_drivers::mysql::Config::from_url("mysql://app:s3cret@127.0.0.1:3306/app")?;
 /// assert!(!format!("{config:?}").contains("s3cret"));
-/// let pool = config.create_pool()?;
+/// let pool = config.build_pool_lazy()?;
 /// # Ok::<(), pool_drivers::InvalidConfig>(())
 /// ```
 #[derive(Clone)]
@@ -36,14 +35,18 @@ pub struct Config {
     pub pool: pool_core::Config,
 }
 
-impl Config {
+impl Config {}
+
+impl DriverConfig for Config {
+    type Manager = Manager;
+
     /// A configuration for `url` with the default pool settings.
     ///
     /// # Errors
     ///
     /// [`InvalidConfig`] naming what is wrong with the URL (its scheme, an unknown option, a
     /// value that does not parse). The message never contains the password.
-    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+    fn from_url(url: &str) -> Result<Self, InvalidConfig> {
         parse(url, "url")?;
         Ok(Config {
             url: url.to_owned(),
@@ -51,20 +54,12 @@ impl Config {
         })
     }
 
-    /// Reads `{prefix}_URL` and the pool settings `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`,
-    /// `{prefix}_INITIAL_SIZE`, `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`,
-    /// `{prefix}_MAX_LIFETIME` and `{prefix}_IDLE_TIMEOUT` (durations such as `250ms`, `30s`,
-    /// `5m`; `none` turns a limit off).
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] naming the variable that is missing or malformed.
-    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
-        let url = url_from_env(prefix)?;
-        parse(&url, &format!("{prefix}_URL"))?;
-        let mut pool = pool_core::Config::default();
-        pool_from_env(prefix, &mut pool)?;
-        Ok(Config { url, pool })
+    fn pool_config(&self) -> &pool_core::Config {
+        &self.pool
+    }
+
+    fn pool_config_mut(&mut self) -> &mut pool_core::Config {
+        &mut self.pool
     }
 
     /// The [`Manager`] for these settings.
@@ -72,39 +67,12 @@ impl Config {
     /// # Errors
     ///
     /// [`InvalidConfig`] when the URL is malformed (possible for a deserialized `Config`).
-    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+    fn manager(&self) -> Result<Manager, InvalidConfig> {
         Ok(Manager::new(parse(&self.url, "url")?))
     }
-    /// The pool settings, named `host:port/database` after the URL unless
-    /// [`pool.name`](pool_core::Config::name) is set.
-    fn named_pool(&self) -> pool_core::Config {
-        crate::settings::named(&self.pool, || crate::settings::name_from_url(&self.url))
-    }
 
-    /// A pool that opens its connections on demand: nothing is connected yet, so this works
-    /// outside a runtime and never fails on the server.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] for a malformed URL or pool settings that cannot work together.
-    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
-    }
-
-    /// A pool with [`initial_size`](pool_core::Config::initial_size) connections already open,
-    /// so a wrong address or password shows up here rather than on the first `get`.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Config`](pool_core::BuildError::Config) for pool settings that cannot
-    /// work together; [`BuildError::Connect`](pool_core::BuildError::Connect) with the first
-    /// connect error otherwise (a malformed URL is [`Error::InvalidConfig`]).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future closes the connections it had opened.
-    pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::InvalidConfig).await
+    fn default_pool_name(&self) -> String {
+        crate::settings::name_from_url(&self.url)
     }
 }
 

@@ -1,8 +1,7 @@
 //! [`Error`]: why a MySQL connection could not be opened, checked or reset.
 
 use mysql_async::ServerError;
-
-use crate::InvalidConfig;
+use pool_core::ErrorKind;
 
 /// What the MySQL [`Manager`](super::Manager) fails with.
 ///
@@ -22,18 +21,15 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The server refused the user name or password (errors 1045, 1044, 1698, 1130, ...).
-    #[error("the MySQL server refused the credentials: {0}")]
-    AccessDenied(ServerError),
+    #[error("the MySQL server refused the credentials")]
+    Authentication(#[source] ServerError),
     /// The database named in the URL does not exist (error 1049).
-    #[error("the database does not exist: {0}")]
-    UnknownDatabase(ServerError),
+    #[error("the database does not exist")]
+    UnknownDatabase(#[source] ServerError),
     /// The server or the account is at its connection limit (errors 1040, 1203, 1226); worth
     /// another try.
-    #[error("the MySQL server has too many connections: {0}")]
-    TooManyConnections(ServerError),
-    /// The configuration could not be turned into connection options.
-    #[error(transparent)]
-    InvalidConfig(InvalidConfig),
+    #[error("the MySQL server has too many connections")]
+    TooManyConnections(#[source] ServerError),
     /// Any other error of the driver: I/O (refused, reset, timed out), protocol, server.
     #[error(transparent)]
     Mysql(#[from] mysql_async::Error),
@@ -43,7 +39,7 @@ impl Error {
     /// The server's error code, for errors the server sent.
     pub fn server_code(&self) -> Option<u16> {
         match self {
-            Error::AccessDenied(e) | Error::UnknownDatabase(e) | Error::TooManyConnections(e) => {
+            Error::Authentication(e) | Error::UnknownDatabase(e) | Error::TooManyConnections(e) => {
                 Some(e.code)
             }
             Error::Mysql(mysql_async::Error::Server(e)) => Some(e.code),
@@ -60,7 +56,7 @@ impl Error {
             // ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR, ER_HOST_NOT_PRIVILEGED,
             // ER_ACCESS_DENIED_NO_PASSWORD_ERROR, ER_MUST_CHANGE_PASSWORD_LOGIN,
             // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL), ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB).
-            1044 | 1045 | 1130 | 1698 | 1862 | 3118 | 4151 => Error::AccessDenied(server),
+            1044 | 1045 | 1130 | 1698 | 1862 | 3118 | 4151 => Error::Authentication(server),
             1049 => Error::UnknownDatabase(server),
             // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS, and ER_USER_LIMIT_REACHED when
             // the account's `max_user_connections` is used up: connections of the same user
@@ -70,13 +66,22 @@ impl Error {
         }
     }
 
-    /// Whether retrying the connect cannot help.
-    pub(super) fn is_permanent(&self) -> bool {
+    /// Whether retrying can help: no for an unknown host, refused credentials, a missing
+    /// database or an authentication method this client lacks; yes for I/O failures and a
+    /// server at its connection limit.
+    pub fn kind(&self) -> ErrorKind {
+        if self.is_permanent() {
+            ErrorKind::Permanent
+        } else {
+            ErrorKind::Transient
+        }
+    }
+
+    fn is_permanent(&self) -> bool {
         match self {
-            Error::UnknownHost { .. }
-            | Error::AccessDenied(_)
-            | Error::UnknownDatabase(_)
-            | Error::InvalidConfig(_) => true,
+            Error::UnknownHost { .. } | Error::Authentication(_) | Error::UnknownDatabase(_) => {
+                true
+            }
             Error::TooManyConnections(_) => false,
             Error::Mysql(e) => match e {
                 mysql_async::Error::Url(_) => true,
@@ -129,16 +134,17 @@ mod tests {
                 matches!(error, Error::TooManyConnections(_)),
                 "{code}: {error:?}"
             );
-            assert!(!error.is_permanent(), "{code}");
+            assert_eq!(error.kind(), ErrorKind::Transient, "{code}");
             assert_eq!(error.server_code(), Some(code));
-            assert!(error.to_string().contains(message), "{error}");
+            let source = std::error::Error::source(&error).unwrap().to_string();
+            assert!(source.contains(message), "{source}");
         }
     }
 
     #[test]
     fn refused_credentials_are_permanent() {
         let error = Error::from_connect(server_error(1045, "28000", "Access denied"));
-        assert!(matches!(error, Error::AccessDenied(_)), "{error:?}");
-        assert!(error.is_permanent());
+        assert!(matches!(error, Error::Authentication(_)), "{error:?}");
+        assert_eq!(error.kind(), ErrorKind::Permanent);
     }
 }

@@ -1,13 +1,13 @@
 //! [`Manager`]: opens, checks and resets MySQL connections for the pool.
 
 use std::fmt;
-use std::net::IpAddr;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{ChangeUserOpts, Conn, Opts, QueryResult, TextProtocol};
 use pool_core::ErrorKind;
 
 use super::Error;
+use crate::unknown_host::unresolved_host;
 
 /// Opens [`mysql_async::Conn`]s with fixed options and keeps them clean between borrowers.
 ///
@@ -33,13 +33,11 @@ impl Manager {
             // The driver reports a failed name lookup as an uncategorised I/O error, which
             // would read as transient. Only on this failure path, look the name up again to
             // tell "no such host" (permanent) from a network problem.
-            let host = self.opts.ip_or_hostname();
-            if self.opts.socket().is_none() && host.parse::<IpAddr>().is_err() {
-                if let Err(source) = tokio::net::lookup_host((host, self.opts.tcp_port())).await {
-                    return Error::UnknownHost {
-                        host: host.to_owned(),
-                        source,
-                    };
+            if self.opts.socket().is_none() {
+                let host = self.opts.ip_or_hostname();
+                if let Some((host, source)) = unresolved_host([(host, self.opts.tcp_port())]).await
+                {
+                    return Error::UnknownHost { host, source };
                 }
             }
         }
@@ -116,11 +114,7 @@ impl pool_core::Manager for Manager {
     }
 
     fn classify(&self, error: &Error) -> ErrorKind {
-        if error.is_permanent() {
-            ErrorKind::Permanent
-        } else {
-            ErrorKind::Transient
-        }
+        error.kind()
     }
 }
 

@@ -26,10 +26,11 @@
 //! # Examples
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! use pool_drivers::mysql::mysql_async::prelude::Queryable;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = pool_drivers::mysql::Config::from_url("mysql://root@127.0.0.1:3306/test")?.create_pool()?;
+//! let pool = pool_drivers::mysql::Config::from_url("mysql://root@127.0.0.1:3306/test")?.build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! let one: Option<i64> = conn.query_first("SELECT 1").await?;
 //! # assert_eq!(one, Some(1));

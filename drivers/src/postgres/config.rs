@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use pool_core::BuildError;
 use tokio_postgres::config::Host;
 
-use super::{Error, Manager, Pool};
-use crate::settings::{check_url, pool_from_env, quoted, unless_secret, url_from_env, UrlGrammar};
-use crate::InvalidConfig;
+use super::Manager;
+use crate::settings::{check_url, quoted, unless_secret, UrlGrammar};
+use crate::{DriverConfig, InvalidConfig};
 
 /// The `application_name` sessions get when the URL names none, so pooled sessions can be
 /// told apart in `pg_stat_activity`.
@@ -178,6 +177,7 @@ impl Cleanup {
 /// # Examples
 ///
 /// ```
+/// use pool_drivers::DriverConfig;
 /// use pool_drivers::postgres::{Check, Config};
 ///
 /// let mut config = Config::from_url("postgres://app:secret@127.0.0.1/orders?application_name=orders-api")?;
@@ -255,6 +255,45 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
+    fn validate_tls(&self) -> Result<(), InvalidConfig> {
+        #[cfg(not(feature = "tls"))]
+        if self.ssl_mode.needs_tls() {
+            return Err(tls_needed("sslmode"));
+        }
+        #[cfg(unix)]
+        let unix = self
+            .postgres
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, Host::Unix(_)));
+        #[cfg(not(unix))]
+        let unix = false;
+        if unix && self.postgres.get_hosts().len() > 1 && self.ssl_mode.needs_tls() {
+            return Err(InvalidConfig::new(
+                "sslmode",
+                format!(
+                    "sslmode={} cannot apply to a host list that mixes Unix sockets and TCP",
+                    self.ssl_mode
+                ),
+            ));
+        }
+        if self.postgres.get_hosts().is_empty() && self.ssl_mode.needs_tls() {
+            return Err(InvalidConfig::new(
+                "sslmode",
+                format!(
+                    "sslmode={} needs a host name to check the certificate against; \
+                     give `host` along with `hostaddr`",
+                    self.ssl_mode
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DriverConfig for Config {
+    type Manager = Manager;
+
     /// Reads a URL such as `postgres://user:password@host:5432/db?application_name=app`.
     ///
     /// Every libpq parameter `tokio_postgres` knows is accepted; `sslmode` also takes
@@ -267,7 +306,7 @@ impl Config {
     /// [`InvalidConfig`] naming what is wrong: another scheme, no host, no user, a parameter
     /// that is unknown or malformed, a TLS mode the build cannot honour. The URL itself is
     /// never part of the message.
-    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+    fn from_url(url: &str) -> Result<Self, InvalidConfig> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(InvalidConfig::new(
                 "url",
@@ -367,18 +406,12 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads `{prefix}_URL` (see [`from_url`](Self::from_url)) and the pool settings
-    /// `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`, `{prefix}_INITIAL_SIZE`,
-    /// `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`, `{prefix}_MAX_LIFETIME` and
-    /// `{prefix}_IDLE_TIMEOUT` (durations like `250ms`, `30s`, `5m`; `none` for no limit).
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] naming the variable that is missing or malformed.
-    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
-        let mut config = Config::from_url(&url_from_env(prefix)?)?;
-        pool_from_env(prefix, &mut config.pool)?;
-        Ok(config)
+    fn pool_config(&self) -> &pool_core::Config {
+        &self.pool
+    }
+
+    fn pool_config_mut(&mut self) -> &mut pool_core::Config {
+        &mut self.pool
     }
 
     /// The [`Manager`] for these settings.
@@ -387,89 +420,25 @@ impl Config {
     ///
     /// [`InvalidConfig`] when the TLS settings cannot work (a mode this build cannot honour,
     /// an unreadable `sslrootcert`).
-    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+    fn manager(&self) -> Result<Manager, InvalidConfig> {
         self.validate_tls()?;
         Manager::new(self)
     }
 
-    /// A pool that opens connections when they are first needed (and
-    /// [`pool.initial_size`](pool_core::Config::initial_size) in the background).
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] for settings that cannot work; never a connect error.
-    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
-    }
-
-    /// The pool settings, named `host:port/database` (the first host) unless
-    /// [`pool.name`](pool_core::Config::name) is set.
-    pub(super) fn named_pool(&self) -> pool_core::Config {
-        crate::settings::named(&self.pool, || {
-            let pg = &self.postgres;
-            let host = match pg.get_hosts().first() {
-                Some(Host::Tcp(name)) => name.clone(),
-                #[cfg(unix)]
-                Some(Host::Unix(path)) => path.display().to_string(),
-                None => pg
-                    .get_hostaddrs()
-                    .first()
-                    .map_or_else(|| "localhost".to_owned(), ToString::to_string),
-            };
-            let port = pg.get_ports().first().copied().unwrap_or(5432);
-            let database = pg.get_dbname().or(pg.get_user()).unwrap_or("postgres");
-            format!("{host}:{port}/{database}")
-        })
-    }
-
-    /// A pool with [`pool.initial_size`](pool_core::Config::initial_size) connections open,
-    /// failing fast when one cannot be opened.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Config`] for settings that cannot work, [`BuildError::Connect`] with the
-    /// first connect error.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future closes the connections it had opened.
-    pub async fn build_pool(&self) -> Result<Pool, BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::Config).await
-    }
-
-    fn validate_tls(&self) -> Result<(), InvalidConfig> {
-        #[cfg(not(feature = "tls"))]
-        if self.ssl_mode.needs_tls() {
-            return Err(tls_needed("sslmode"));
-        }
-        #[cfg(unix)]
-        let unix = self
-            .postgres
-            .get_hosts()
-            .iter()
-            .any(|h| matches!(h, Host::Unix(_)));
-        #[cfg(not(unix))]
-        let unix = false;
-        if unix && self.postgres.get_hosts().len() > 1 && self.ssl_mode.needs_tls() {
-            return Err(InvalidConfig::new(
-                "sslmode",
-                format!(
-                    "sslmode={} cannot apply to a host list that mixes Unix sockets and TCP",
-                    self.ssl_mode
-                ),
-            ));
-        }
-        if self.postgres.get_hosts().is_empty() && self.ssl_mode.needs_tls() {
-            return Err(InvalidConfig::new(
-                "sslmode",
-                format!(
-                    "sslmode={} needs a host name to check the certificate against; \
-                     give `host` along with `hostaddr`",
-                    self.ssl_mode
-                ),
-            ));
-        }
-        Ok(())
+    fn default_pool_name(&self) -> String {
+        let pg = &self.postgres;
+        let host = match pg.get_hosts().first() {
+            Some(Host::Tcp(name)) => name.clone(),
+            #[cfg(unix)]
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => pg
+                .get_hostaddrs()
+                .first()
+                .map_or_else(|| "localhost".to_owned(), ToString::to_string),
+        };
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let database = pg.get_dbname().or(pg.get_user()).unwrap_or("postgres");
+        format!("{host}:{port}/{database}")
     }
 }
 

@@ -8,7 +8,7 @@ use pool_core::ErrorKind;
 use tokio_postgres::error::{DbError, SqlState};
 
 use super::stream::TlsRefused;
-use crate::InvalidConfig;
+use crate::unknown_host::unresolved_host;
 
 /// Why the driver could not open, check or reset a connection.
 ///
@@ -64,9 +64,6 @@ pub enum Error {
         /// How long ago the oldest unanswered request was sent.
         age: std::time::Duration,
     },
-    /// The settings cannot work (reported by [`Config::build_pool`](super::Config::build_pool)).
-    #[error("invalid PostgreSQL settings")]
-    Config(#[source] InvalidConfig),
     /// Any other failure: a refused or lost connection, a server error during check or reset.
     #[error(transparent)]
     Postgres(tokio_postgres::Error),
@@ -90,10 +87,7 @@ impl Error {
                 Some(source)
             }
             Error::Tls(source) | Error::Postgres(source) => Some(source),
-            Error::UnknownHost { .. }
-            | Error::Closed
-            | Error::Undrained { .. }
-            | Error::Config(_) => None,
+            Error::UnknownHost { .. } | Error::Closed | Error::Undrained { .. } => None,
         }
     }
 
@@ -109,8 +103,7 @@ impl Error {
         match self {
             Error::UnknownHost { .. }
             | Error::Authentication { .. }
-            | Error::UnknownDatabase { .. }
-            | Error::Config(_) => ErrorKind::Permanent,
+            | Error::UnknownDatabase { .. } => ErrorKind::Permanent,
             Error::Tls(e) if tls_is_permanent(e) => ErrorKind::Permanent,
             Error::Tls(_) | Error::Closed | Error::Undrained { .. } => ErrorKind::Transient,
             Error::Postgres(e) => match e.as_db_error() {
@@ -160,30 +153,26 @@ impl Error {
         }
         // tokio_postgres reports a failed lookup as an I/O error like any other, so ask the
         // resolver directly: a name none of whose lookups succeed is the problem.
-        let names: Vec<&str> = config
+        // A port per host, or one for all of them (5432 when none is given).
+        let ports = config.get_ports();
+        let names: Vec<(&str, u16)> = config
             .get_hosts()
             .iter()
-            .filter_map(|h| match h {
-                tokio_postgres::config::Host::Tcp(name) => Some(name.as_str()),
+            .enumerate()
+            .filter_map(|(i, h)| match h {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                    Some((name.as_str(), port))
+                }
                 #[cfg(unix)]
                 tokio_postgres::config::Host::Unix(_) => None,
             })
-            .filter(|name| name.parse::<std::net::IpAddr>().is_err())
             .collect();
         if !names.is_empty()
             && names.len() == config.get_hosts().len()
             && config.get_hostaddrs().is_empty()
         {
-            let mut first_failure = None;
-            for name in &names {
-                match tokio::net::lookup_host((*name, 5432)).await {
-                    Ok(_) => return Error::Postgres(error),
-                    Err(e) => {
-                        first_failure.get_or_insert((name.to_string(), e));
-                    }
-                }
-            }
-            if let Some((host, source)) = first_failure {
+            if let Some((host, source)) = unresolved_host(names).await {
                 return Error::UnknownHost { host, source };
             }
         }

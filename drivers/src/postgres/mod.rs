@@ -7,9 +7,10 @@
 //! token kept past the borrow cannot cancel the next borrower's query.
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = pool_drivers::postgres::Config::from_url("postgres://postgres@127.0.0.1/test")?
-//!     .create_pool()?;
+//!     .build_pool_lazy()?;
 //! let conn = pool.get().await?;
 //! let rows = conn.query("SELECT 1::INT4", &[]).await?;
 //! # Ok(()) }
@@ -41,6 +42,7 @@ mod config;
 mod connection;
 mod error;
 mod manager;
+#[cfg(feature = "roles")]
 mod roles;
 mod statement_stats;
 mod stream;
@@ -57,7 +59,8 @@ pub use config::{
 pub use connection::PgConnection;
 pub use error::Error;
 pub use manager::Manager;
-pub use roles::{DatabaseConfig, Pools};
+#[cfg(feature = "roles")]
+pub use roles::{DatabaseConfig, Pools, PoolsError};
 pub use statement_stats::StatementCacheStats;
 
 /// A pool of PostgreSQL connections.

@@ -3,19 +3,19 @@
 
 use std::time::Duration;
 
-use pool_core::roles::{
-    AdminPool, Balance, DatabasePools, Fallback, ReadPool, Replication, WritePool,
-};
+use pool_roles::{AdminPool, Balance, DatabasePools, Fallback, ReadPool, Replication, WritePool};
 
 use super::config::Config;
 use super::connection::PgConnection;
 use super::error::Error;
 use super::manager::Manager;
 use crate::settings::{duration, pool_from_env, url_from_env, var};
-use crate::InvalidConfig;
+use crate::{DriverConfig, InvalidConfig};
 
 /// The pools of one PostgreSQL database by role.
 pub type Pools = DatabasePools<Manager>;
+/// What [`Pools`]' checkouts fail with.
+pub type PoolsError = pool_roles::Error<Error>;
 
 /// The settings of a primary, its replicas and an admin role, for [`Pools`].
 ///
@@ -32,7 +32,7 @@ pub type Pools = DatabasePools<Manager>;
 ///     &["postgres://app@replica-1/app", "postgres://app@replica-2/app"],
 ///     Some("postgres://admin@primary/app"),
 /// )?
-/// .create_pools()?;
+/// .build_pools_lazy()?;
 /// let conn = pools.read().await?;
 /// let rows = conn.query("SELECT 1", &[]).await?;
 /// # Ok(()) }
@@ -137,17 +137,18 @@ impl DatabaseConfig {
         Ok(config)
     }
 
-    /// The pools, opening connections on demand.
+    /// The pools, opening connections on demand (as [`DriverConfig::build_pool_lazy`] for
+    /// each role).
     ///
     /// # Errors
     ///
     /// [`InvalidConfig`] for a role whose settings cannot work.
-    pub fn create_pools(&self) -> Result<Pools, InvalidConfig> {
-        let write = WritePool::new(self.primary.create_pool()?);
+    pub fn build_pools_lazy(&self) -> Result<Pools, InvalidConfig> {
+        let write = WritePool::new(self.primary.build_pool_lazy()?);
         let replicas = self
             .replicas
             .iter()
-            .map(Config::create_pool)
+            .map(Config::build_pool_lazy)
             .collect::<Result<_, _>>()?;
         let read =
             ReadPool::configured(replicas, self.balance, self.fallback, self.replica_timeout);
@@ -156,12 +157,9 @@ impl DatabaseConfig {
             // Named apart from the primary, which it usually shares `host:port/database` with.
             let mut admin = admin.clone();
             if admin.pool.name.is_none() {
-                admin.pool.name = admin
-                    .named_pool()
-                    .name
-                    .map(|name| format!("{name} (admin)"));
+                admin.pool.name = Some(format!("{} (admin)", admin.default_pool_name()));
             }
-            pools = pools.with_admin(AdminPool::new(admin.create_pool()?));
+            pools = pools.with_admin(AdminPool::new(admin.build_pool_lazy()?));
         }
         if let Some(window) = self.read_your_writes {
             pools = pools.read_your_writes(window);

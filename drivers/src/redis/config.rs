@@ -5,11 +5,9 @@ use std::time::Duration;
 
 use ::redis::{ConnectionInfo, IntoConnectionInfo};
 
-use super::{Error, Manager, Pool};
-use crate::settings::{
-    check_url, pool_from_env, quoted, redact_url, unless_secret, url_from_env, UrlGrammar,
-};
-use crate::InvalidConfig;
+use super::Manager;
+use crate::settings::{check_url, quoted, redact_url, unless_secret, UrlGrammar};
+use crate::{DriverConfig, InvalidConfig};
 
 /// Settings of a Redis pool: a connection URL, a reply timeout and the pool's own settings.
 ///
@@ -21,9 +19,10 @@ use crate::InvalidConfig;
 /// # Examples
 ///
 /// ```
+/// use pool_drivers::DriverConfig;
 /// let config = pool_drivers::redis::Config::from_url("redis://:s3cret@127.0.0.1:6379/2")?;
 /// assert!(!format!("{config:?}").contains("s3cret"));
-/// let pool = config.create_pool()?;
+/// let pool = config.build_pool_lazy()?;
 /// # Ok::<(), pool_drivers::InvalidConfig>(())
 /// ```
 #[derive(Clone)]
@@ -43,14 +42,18 @@ pub struct Config {
     pub pool: pool_core::Config,
 }
 
-impl Config {
+impl Config {}
+
+impl DriverConfig for Config {
+    type Manager = Manager;
+
     /// A configuration for `url` with the default pool settings.
     ///
     /// # Errors
     ///
     /// [`InvalidConfig`] naming what is wrong with the URL (no or an unknown scheme, a port or
     /// database that is not a number, ...). The message never contains the password.
-    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+    fn from_url(url: &str) -> Result<Self, InvalidConfig> {
         parse(url, "url")?;
         Ok(Config {
             url: url.to_owned(),
@@ -59,24 +62,12 @@ impl Config {
         })
     }
 
-    /// Reads `{prefix}_URL` and the pool settings `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`,
-    /// `{prefix}_INITIAL_SIZE`, `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`,
-    /// `{prefix}_MAX_LIFETIME` and `{prefix}_IDLE_TIMEOUT` (durations such as `250ms`, `30s`,
-    /// `5m`; `none` turns a limit off).
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] naming the variable that is missing or malformed.
-    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
-        let url = url_from_env(prefix)?;
-        parse(&url, &format!("{prefix}_URL"))?;
-        let mut pool = pool_core::Config::default();
-        pool_from_env(prefix, &mut pool)?;
-        Ok(Config {
-            url,
-            response_timeout: None,
-            pool,
-        })
+    fn pool_config(&self) -> &pool_core::Config {
+        &self.pool
+    }
+
+    fn pool_config_mut(&mut self) -> &mut pool_core::Config {
+        &mut self.pool
     }
 
     /// The [`Manager`] for these settings.
@@ -84,39 +75,12 @@ impl Config {
     /// # Errors
     ///
     /// [`InvalidConfig`] when the URL is malformed (possible for a deserialized `Config`).
-    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+    fn manager(&self) -> Result<Manager, InvalidConfig> {
         Manager::new(parse(&self.url, "url")?, self.response_timeout)
     }
-    /// The pool settings, named `host:port/database` after the URL unless
-    /// [`pool.name`](pool_core::Config::name) is set.
-    fn named_pool(&self) -> pool_core::Config {
-        crate::settings::named(&self.pool, || crate::settings::name_from_url(&self.url))
-    }
 
-    /// A pool that opens its connections on demand: nothing is connected yet, so this works
-    /// outside a runtime and never fails on the server.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] for a malformed URL or pool settings that cannot work together.
-    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
-    }
-
-    /// A pool with [`initial_size`](pool_core::Config::initial_size) connections already open,
-    /// so a wrong address or password shows up here rather than on the first `get`.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Config`](pool_core::BuildError::Config) for pool settings that cannot
-    /// work together; [`BuildError::Connect`](pool_core::BuildError::Connect) with the first
-    /// connect error otherwise (a malformed URL is [`Error::InvalidConfig`]).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future closes the connections it had opened.
-    pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::InvalidConfig).await
+    fn default_pool_name(&self) -> String {
+        crate::settings::name_from_url(&self.url)
     }
 }
 

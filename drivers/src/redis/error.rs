@@ -1,8 +1,7 @@
 //! [`Error`]: why a Redis connection could not be opened, checked or reset.
 
 use ::redis::{ErrorKind as RedisKind, RedisError, ServerErrorKind};
-
-use crate::InvalidConfig;
+use pool_core::ErrorKind;
 
 /// What the Redis [`Manager`](super::Manager) (and the cluster manager) fails with.
 ///
@@ -23,7 +22,7 @@ pub enum Error {
     },
     /// The server refused the user name or password.
     #[error("the Redis server refused the credentials: {message}")]
-    AuthenticationFailed {
+    Authentication {
         /// The server's reply, such as `WRONGPASS invalid username-password pair or user is
         /// disabled.`.
         message: String,
@@ -49,9 +48,6 @@ pub enum Error {
         /// The server's reply.
         message: String,
     },
-    /// The configuration could not be turned into connection settings.
-    #[error(transparent)]
-    InvalidConfig(InvalidConfig),
     /// Any other error of the driver: I/O (refused, reset, timed out), protocol, server.
     #[error(transparent)]
     Redis(#[from] RedisError),
@@ -65,21 +61,30 @@ impl Error {
             RedisKind::AuthenticationFailed | RedisKind::Server(ServerErrorKind::NoPerm)
         ) || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"));
         if auth {
-            return Error::AuthenticationFailed {
+            return Error::Authentication {
                 message: error.to_string(),
             };
         }
         Error::Redis(error)
     }
 
-    /// Whether retrying the connect cannot help.
-    pub(super) fn is_permanent(&self) -> bool {
+    /// Whether retrying can help: no for an unknown host, refused credentials, a database
+    /// the server cannot select, a failed session reset or a setting the client refuses; yes
+    /// for I/O failures and a server at its client limit.
+    pub fn kind(&self) -> ErrorKind {
+        if self.is_permanent() {
+            ErrorKind::Permanent
+        } else {
+            ErrorKind::Transient
+        }
+    }
+
+    fn is_permanent(&self) -> bool {
         match self {
             Error::UnknownHost { .. }
-            | Error::AuthenticationFailed { .. }
+            | Error::Authentication { .. }
             | Error::UnknownDatabase { .. }
-            | Error::ResetFailed { .. }
-            | Error::InvalidConfig(_) => true,
+            | Error::ResetFailed { .. } => true,
             Error::Redis(e) => matches!(
                 e.kind(),
                 RedisKind::InvalidClientConfig

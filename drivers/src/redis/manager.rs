@@ -1,7 +1,6 @@
 //! [`Manager`]: opens, checks and resets Redis connections for the pool.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use ::redis::{
@@ -14,6 +13,7 @@ use super::connection::RedisConnection;
 use super::error::server_message;
 use super::socket::{self, Failed};
 use super::Error;
+use crate::unknown_host::unresolved_host;
 use crate::InvalidConfig;
 
 /// Opens [`RedisConnection`]s to one server and keeps them clean between borrowers.
@@ -126,7 +126,7 @@ impl Manager {
             };
             let message = server_message(e);
             return Err(if Some(i) == auth {
-                Error::AuthenticationFailed { message }
+                Error::Authentication { message }
             } else if Some(i) == select {
                 Error::UnknownDatabase {
                     db: self.session.db(),
@@ -147,13 +147,8 @@ impl Manager {
             // transient. Only on this failure path, look the name up again to tell "no such
             // host" (permanent) from a network problem.
             if let Some((host, port)) = &self.tcp {
-                if host.parse::<IpAddr>().is_err() {
-                    if let Err(source) = tokio::net::lookup_host((host.as_str(), *port)).await {
-                        return Error::UnknownHost {
-                            host: host.clone(),
-                            source,
-                        };
-                    }
+                if let Some((host, source)) = unresolved_host([(host.as_str(), *port)]).await {
+                    return Error::UnknownHost { host, source };
                 }
             }
         }
@@ -236,10 +231,6 @@ impl pool_core::Manager for Manager {
     }
 
     fn classify(&self, error: &Error) -> ErrorKind {
-        if error.is_permanent() {
-            ErrorKind::Permanent
-        } else {
-            ErrorKind::Transient
-        }
+        error.kind()
     }
 }

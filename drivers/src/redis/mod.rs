@@ -54,10 +54,11 @@
 //! # Examples
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! use pool_drivers::redis::redis::AsyncCommands;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = pool_drivers::redis::Config::from_url("redis://127.0.0.1:6379/")?.create_pool()?;
+//! let pool = pool_drivers::redis::Config::from_url("redis://127.0.0.1:6379/")?.build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! let _: () = conn.set("greeting", "hello").await?;
 //! # Ok(())

@@ -4,11 +4,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
 
-use super::{Manager, Pool, SqlxConnection};
-use crate::settings::{
-    check_url, pool_from_env, quoted, redact_url, unless_secret, url_from_env, UrlGrammar,
-};
-use crate::InvalidConfig;
+use super::{Manager, SqlxConnection};
+use crate::settings::{check_url, quoted, redact_url, unless_secret, UrlGrammar};
+use crate::{DriverConfig, InvalidConfig};
 
 /// Settings of a pool of sqlx connections of type `C`: the URL sqlx parses, and the pool
 /// settings.
@@ -58,33 +56,6 @@ impl<C: SqlxConnection> Config<C> {
             pool: pool_core::Config::default(),
             connection: PhantomData,
         }
-    }
-
-    /// Settings for `url`, which must parse as a URL of this database.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] for `url` naming the problem: another database's scheme, or what
-    /// sqlx could not parse.
-    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
-        let config = Config::new(url);
-        config.options()?;
-        Ok(config)
-    }
-
-    /// Reads `{prefix}_URL` and the pool settings `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`,
-    /// `{prefix}_INITIAL_SIZE`, `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`,
-    /// `{prefix}_MAX_LIFETIME`, `{prefix}_IDLE_TIMEOUT`.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] naming the variable that is missing or malformed.
-    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
-        let name = format!("{prefix}_URL");
-        let mut config = Config::from_url(&url_from_env(prefix)?)
-            .map_err(|e| InvalidConfig::new(&name, e.problem()))?;
-        pool_from_env(prefix, &mut config.pool)?;
-        Ok(config)
     }
 
     fn options(&self) -> Result<C::Options, InvalidConfig> {
@@ -143,50 +114,42 @@ impl<C: SqlxConnection> Config<C> {
             )
         })
     }
+}
+
+impl<C: SqlxConnection> DriverConfig for Config<C> {
+    type Manager = Manager<C>;
+
+    /// Settings for `url`, which must parse as a URL of this database.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] for `url` naming the problem: another database's scheme, or what
+    /// sqlx could not parse.
+    fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+        let config = Config::new(url);
+        config.options()?;
+        Ok(config)
+    }
+
+    fn pool_config(&self) -> &pool_core::Config {
+        &self.pool
+    }
+
+    fn pool_config_mut(&mut self) -> &mut pool_core::Config {
+        &mut self.pool
+    }
 
     /// The manager for these settings.
     ///
     /// # Errors
     ///
     /// [`InvalidConfig`] when the URL cannot be parsed.
-    pub fn manager(&self) -> Result<Manager<C>, InvalidConfig> {
+    fn manager(&self) -> Result<Manager<C>, InvalidConfig> {
         Ok(Manager::new(self.options()?))
     }
-    /// The pool settings, named `host:port/database` after the URL unless
-    /// [`pool.name`](pool_core::Config::name) is set.
-    fn named_pool(&self) -> pool_core::Config {
-        crate::settings::named(&self.pool, || crate::settings::name_from_url(&self.url))
-    }
 
-    /// A pool that opens connections when they are first needed (and keeps `min_idle` open in
-    /// the background). Must be called within a Tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] when the URL or a pool setting cannot work.
-    pub fn create_pool(&self) -> Result<Pool<C>, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
-    }
-
-    /// A pool with `pool.initial_size` connections already open, so a wrong password or a
-    /// missing database is reported here rather than on the first
-    /// [`get`](pool_core::Pool::get).
-    ///
-    /// # Errors
-    ///
-    /// [`pool_core::BuildError::Config`] when a pool setting cannot work;
-    /// [`pool_core::BuildError::Connect`] when an initial connection cannot be opened, or with
-    /// [`sqlx::Error::Configuration`](::sqlx::Error::Configuration) when the URL cannot be
-    /// parsed.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future drops the connections opened so far; nothing else is left behind.
-    pub async fn build_pool(&self) -> Result<Pool<C>, pool_core::BuildError<::sqlx::Error>> {
-        crate::settings::open_pool(self.manager(), &self.named_pool(), |e| {
-            ::sqlx::Error::Configuration(Box::new(e))
-        })
-        .await
+    fn default_pool_name(&self) -> String {
+        crate::settings::name_from_url(&self.url)
     }
 }
 

@@ -8,11 +8,12 @@
 //! connection derefs to the sqlx connection, so it is an executor as it is:
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! # #[cfg(feature = "sqlx-postgres")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use pool_drivers::sqlx::postgres::Config;
 //!
-//! let pool = Config::from_url("postgres://postgres@127.0.0.1/test")?.create_pool()?;
+//! let pool = Config::from_url("postgres://postgres@127.0.0.1/test")?.build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! let (one,): (i32,) = sqlx::query_as("SELECT 1").fetch_one(&mut *conn).await?;
 //! # Ok(()) }

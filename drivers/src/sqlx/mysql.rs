@@ -11,9 +11,10 @@
 //! transient.
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = pool_drivers::sqlx::mysql::Config::from_url("mysql://root@127.0.0.1/test")?
-//!     .create_pool()?;
+//!     .build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! sqlx::query("SELECT 1").execute(&mut *conn).await?;
 //! # Ok(()) }

@@ -15,9 +15,10 @@
 //! starting up or shutting down (`57P03`, `57P01`) are transient.
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let pool = pool_drivers::sqlx::postgres::Config::from_url("postgres://postgres@127.0.0.1/test")?
-//!     .create_pool()?;
+//!     .build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! sqlx::query("SELECT 1").execute(&mut *conn).await?;
 //! # Ok(()) }

@@ -13,9 +13,10 @@
 //! lives while at least one of them is open; set `min_idle` to 1 to keep it.
 //!
 //! ```
+//! use pool_drivers::DriverConfig;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = pool_drivers::sqlx::sqlite::Config::from_url("sqlite::memory:")?.create_pool()?;
+//! let pool = pool_drivers::sqlx::sqlite::Config::from_url("sqlite::memory:")?.build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! let (n,): (i64,) = sqlx::query_as("SELECT 1 + 1").fetch_one(&mut *conn).await?;
 //! assert_eq!(n, 2);

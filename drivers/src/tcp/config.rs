@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::{BoxError, Error, Manager, Pool};
-use crate::settings::{parse_duration, pool_from_env, quoted, scheme, url_from_env};
-use crate::InvalidConfig;
+use super::{BoxError, Manager};
+use crate::settings::{parse_duration, quoted, scheme};
+use crate::{DriverConfig, InvalidConfig};
 
 /// A boxed future that may borrow the stream, as the hooks return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -31,10 +31,11 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Examples
 ///
 /// ```no_run
+/// use pool_drivers::DriverConfig;
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
-/// let pool = pool_drivers::tcp::Config::from_url("tcp://127.0.0.1:7000")?.create_pool()?;
+/// let pool = pool_drivers::tcp::Config::from_url("tcp://127.0.0.1:7000")?.build_pool_lazy()?;
 /// let mut conn = pool.get().await?;
 /// conn.write_all(b"ping\n").await?;
 /// let mut reply = [0; 5];
@@ -111,6 +112,52 @@ impl Config {
         }
     }
 
+    /// Runs `hook` on every new connection before the pool hands it out: a greeting, a login,
+    /// a protocol version exchange. An error fails that connect; wrap it in
+    /// [`Permanent`](super::Permanent) when retrying cannot help.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// let config = pool_drivers::tcp::Config::new("127.0.0.1", 7000).handshake(|stream| {
+    ///     Box::pin(async move {
+    ///         stream.write_all(b"HELLO 1\n").await?;
+    ///         Ok(())
+    ///     })
+    /// });
+    /// ```
+    pub fn handshake<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut TcpStream) -> BoxFuture<'a, Result<(), BoxError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.handshake = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` in every check (on checkout of a connection idle longer than the pool's
+    /// `skip_check_within`, and in the background keepalive), after the check that the peer has
+    /// not closed: a request the server answers cheaply. It must read the whole reply, or the
+    /// next check finds the rest and discards the connection. An error closes the connection.
+    pub fn probe<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut TcpStream) -> BoxFuture<'a, Result<(), BoxError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.probe = Some(Arc::new(hook));
+        self
+    }
+}
+
+impl DriverConfig for Config {
+    type Manager = Manager;
+
     /// Parses `tcp://host:port`, optionally followed by `?connect_timeout=2s`,
     /// `nodelay=false` and `keepalive=60s` (durations are written `250ms`, `2s`, `5m`;
     /// `keepalive=none` leaves it off). An IPv6 address goes in brackets: `tcp://[::1]:7000`.
@@ -120,7 +167,7 @@ impl Config {
     /// [`InvalidConfig`] naming the part of the URL that is wrong: another scheme, no port, a
     /// port out of range, a path or user name (TCP has neither), an unknown parameter or a bad
     /// value.
-    pub fn from_url(url: &str) -> Result<Self, InvalidConfig> {
+    fn from_url(url: &str) -> Result<Self, InvalidConfig> {
         let bad = |problem: String| InvalidConfig::new("url", problem);
         // The messages quote a part of the URL only where `quoted` finds no password in it:
         // a mistyped URL may carry one anywhere.
@@ -194,62 +241,12 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads `{prefix}_URL` (a `tcp://` URL, see [`Config::from_url`]) and the pool settings
-    /// `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`, `{prefix}_INITIAL_SIZE`,
-    /// `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`, `{prefix}_MAX_LIFETIME`,
-    /// `{prefix}_IDLE_TIMEOUT`.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] naming the variable that is missing or malformed.
-    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
-        let url = url_from_env(prefix)?;
-        let mut config = Config::from_url(&url)
-            .map_err(|e| InvalidConfig::new(format!("{prefix}_URL"), e.problem()))?;
-        pool_from_env(prefix, &mut config.pool)?;
-        Ok(config)
+    fn pool_config(&self) -> &pool_core::Config {
+        &self.pool
     }
 
-    /// Runs `hook` on every new connection before the pool hands it out: a greeting, a login,
-    /// a protocol version exchange. An error fails that connect; wrap it in
-    /// [`Permanent`](super::Permanent) when retrying cannot help.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tokio::io::AsyncWriteExt;
-    ///
-    /// let config = pool_drivers::tcp::Config::new("127.0.0.1", 7000).handshake(|stream| {
-    ///     Box::pin(async move {
-    ///         stream.write_all(b"HELLO 1\n").await?;
-    ///         Ok(())
-    ///     })
-    /// });
-    /// ```
-    pub fn handshake<F>(mut self, hook: F) -> Self
-    where
-        F: for<'a> Fn(&'a mut TcpStream) -> BoxFuture<'a, Result<(), BoxError>>
-            + Send
-            + Sync
-            + 'static,
-    {
-        self.handshake = Some(Arc::new(hook));
-        self
-    }
-
-    /// Runs `hook` in every check (on checkout of a connection idle longer than the pool's
-    /// `skip_check_within`, and in the background keepalive), after the check that the peer has
-    /// not closed: a request the server answers cheaply. It must read the whole reply, or the
-    /// next check finds the rest and discards the connection. An error closes the connection.
-    pub fn probe<F>(mut self, hook: F) -> Self
-    where
-        F: for<'a> Fn(&'a mut TcpStream) -> BoxFuture<'a, Result<(), BoxError>>
-            + Send
-            + Sync
-            + 'static,
-    {
-        self.probe = Some(Arc::new(hook));
-        self
+    fn pool_config_mut(&mut self) -> &mut pool_core::Config {
+        &mut self.pool
     }
 
     /// The manager for these settings.
@@ -257,7 +254,7 @@ impl Config {
     /// # Errors
     ///
     /// [`InvalidConfig`] for an empty host, port 0 or a zero connect timeout.
-    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+    fn manager(&self) -> Result<Manager, InvalidConfig> {
         if self.host.is_empty() {
             return Err(InvalidConfig::new("host", "is empty"));
         }
@@ -275,36 +272,9 @@ impl Config {
         }
         Ok(Manager::new(self.clone()))
     }
-    /// The pool settings, named `host:port` unless [`pool.name`](pool_core::Config::name)
-    /// is set.
-    fn named_pool(&self) -> pool_core::Config {
-        crate::settings::named(&self.pool, || format!("{}:{}", self.host, self.port))
-    }
 
-    /// A pool that opens connections when they are first needed (and keeps `min_idle` open in
-    /// the background). Must be called within a Tokio runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] when a setting cannot work.
-    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
-    }
-
-    /// A pool with `pool.initial_size` connections already open, so an unreachable server is
-    /// reported here rather than on the first [`get`](pool_core::Pool::get).
-    ///
-    /// # Errors
-    ///
-    /// [`pool_core::BuildError::Config`] when a pool setting cannot work,
-    /// [`pool_core::BuildError::Connect`] when an initial connection cannot be opened (or, with
-    /// [`Error::Config`], when a TCP setting cannot work).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future drops the connections opened so far; nothing else is left behind.
-    pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::Config).await
+    fn default_pool_name(&self) -> String {
+        format!("{}:{}", self.host, self.port)
     }
 }
 

@@ -18,13 +18,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A setting cannot work (from [`Config::build_pool`](super::Config::build_pool), which
-    /// checks the settings before connecting). Permanent.
-    #[error(transparent)]
-    Config(crate::InvalidConfig),
     /// The host name could not be resolved (unknown host, or no DNS answer). Permanent.
     #[error("could not resolve host `{host}`")]
-    Resolve {
+    UnknownHost {
         /// The host name from the configuration.
         host: String,
         /// The resolver's error.
@@ -84,9 +80,7 @@ impl Error {
             // A name that does not resolve now will not resolve in 50 ms either; the caller
             // should hear about the typo at once. This includes a DNS server that does not
             // answer, which we cannot tell apart portably from the resolver's error.
-            Error::Config(_) | Error::Resolve { .. } | Error::NoAddress { .. } => {
-                ErrorKind::Permanent
-            }
+            Error::UnknownHost { .. } | Error::NoAddress { .. } => ErrorKind::Permanent,
             Error::Handshake(e) if e.is::<Permanent>() => ErrorKind::Permanent,
             _ => ErrorKind::Transient,
         }

@@ -31,10 +31,11 @@
 //! # Examples
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use pool_drivers::tcp::{AsyncReadExt, AsyncWriteExt, Config};
 //!
-//! let pool = Config::from_url("tcp://127.0.0.1:7000?keepalive=60s")?.create_pool()?;
+//! let pool = Config::from_url("tcp://127.0.0.1:7000?keepalive=60s")?.build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! conn.write_all(b"PING\n").await?;
 //! let mut reply = [0; 5];
@@ -94,7 +95,7 @@ impl Manager {
         let config = &*self.config;
         let addrs = tokio::net::lookup_host((config.host.as_str(), config.port))
             .await
-            .map_err(|source| Error::Resolve {
+            .map_err(|source| Error::UnknownHost {
                 host: config.host.clone(),
                 source,
             })?;

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::mysql::mysql_async::{self, TxOpts};
 use pool_drivers::redis::redis;
+use pool_drivers::DriverConfig;
 use pool_drivers::{Config, Manager, Pool};
 
 use super::{chain, Tenant};

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Error, Manager, Pool};
+use super::Manager;
 use crate::redis::config::parse;
-use crate::settings::{pool_from_env, redact_url, url_from_env};
-use crate::InvalidConfig;
+use crate::settings::redact_url;
+use crate::{DriverConfig, InvalidConfig};
 
 /// Settings of a Redis Cluster pool: the URLs of some of its nodes (the others are found
 /// from them), a reply timeout and the pool's own settings. `Debug` hides the passwords. In a
@@ -15,6 +15,7 @@ use crate::InvalidConfig;
 /// # Examples
 ///
 /// ```
+/// use pool_drivers::DriverConfig;
 /// use pool_drivers::redis::cluster::Config;
 ///
 /// let config = Config::from_urls(["redis://:pw@127.0.0.1:7000", "redis://:pw@127.0.0.1:7001"])?;
@@ -39,15 +40,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration for the comma-separated node URLs in `urls`.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] naming what is wrong with a URL, or that there is none.
-    pub fn from_url(urls: &str) -> Result<Self, InvalidConfig> {
-        Self::from_urls(urls.split(',').map(str::trim).filter(|u| !u.is_empty()))
-    }
-
     /// A configuration for these node URLs.
     ///
     /// # Errors
@@ -66,30 +58,26 @@ impl Config {
             pool: pool_core::Config::default(),
         })
     }
+}
 
-    /// Reads the comma-separated node URLs in `{prefix}_URL` and the pool settings
-    /// `{prefix}_MAX_SIZE`, `{prefix}_ACQUIRE_TIMEOUT`, ... (as
-    /// [`redis::Config::from_env`](crate::redis::Config::from_env)).
+impl DriverConfig for Config {
+    type Manager = Manager;
+
+    /// A configuration for the comma-separated node URLs in `urls`.
     ///
     /// # Errors
     ///
-    /// [`InvalidConfig`] naming the variable that is missing or malformed.
-    pub fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
-        let list = url_from_env(prefix)?;
-        let urls: Vec<String> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned)
-            .collect();
-        check(&urls, &format!("{prefix}_URL"))?;
-        let mut pool = pool_core::Config::default();
-        pool_from_env(prefix, &mut pool)?;
-        Ok(Config {
-            urls,
-            response_timeout: None,
-            pool,
-        })
+    /// [`InvalidConfig`] naming what is wrong with a URL, or that there is none.
+    fn from_url(urls: &str) -> Result<Self, InvalidConfig> {
+        Self::from_urls(urls.split(',').map(str::trim).filter(|u| !u.is_empty()))
+    }
+
+    fn pool_config(&self) -> &pool_core::Config {
+        &self.pool
+    }
+
+    fn pool_config_mut(&mut self) -> &mut pool_core::Config {
+        &mut self.pool
     }
 
     /// The [`Manager`] for these settings.
@@ -97,42 +85,15 @@ impl Config {
     /// # Errors
     ///
     /// [`InvalidConfig`] when a URL is malformed or the nodes' credentials differ.
-    pub fn manager(&self) -> Result<Manager, InvalidConfig> {
+    fn manager(&self) -> Result<Manager, InvalidConfig> {
         let infos = check(&self.urls, "urls")?;
         Manager::new(infos, self.response_timeout)
     }
-    /// The pool settings, named after the first node's `host:port/database` unless
-    /// [`pool.name`](pool_core::Config::name) is set.
-    fn named_pool(&self) -> pool_core::Config {
-        crate::settings::named(&self.pool, || {
-            self.urls
-                .first()
-                .map_or_else(String::new, |url| crate::settings::name_from_url(url))
-        })
-    }
 
-    /// A pool that opens its connections on demand.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] for a malformed URL or pool settings that cannot work together.
-    pub fn create_pool(&self) -> Result<Pool, InvalidConfig> {
-        crate::settings::lazy_pool(self.manager()?, &self.named_pool())
-    }
-
-    /// A pool with [`initial_size`](pool_core::Config::initial_size) connections already open.
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Config`](pool_core::BuildError::Config) for pool settings that cannot
-    /// work together; [`BuildError::Connect`](pool_core::BuildError::Connect) with the first
-    /// connect error otherwise (a malformed URL is [`Error::InvalidConfig`]).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future closes the connections it had opened.
-    pub async fn build_pool(&self) -> Result<Pool, pool_core::BuildError<Error>> {
-        crate::settings::open_pool(self.manager(), &self.named_pool(), Error::InvalidConfig).await
+    fn default_pool_name(&self) -> String {
+        self.urls
+            .first()
+            .map_or_else(String::new, |url| crate::settings::name_from_url(url))
     }
 }
 

@@ -1,7 +1,6 @@
 //! [`Manager`]: opens and checks Redis Cluster connections for the pool.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -10,6 +9,7 @@ use pool_core::ErrorKind;
 
 use super::connection::ClusterConnection;
 use super::Error;
+use crate::unknown_host::unresolved_host;
 use crate::InvalidConfig;
 
 /// Opens [`ClusterConnection`]s to one cluster.
@@ -56,17 +56,10 @@ impl Manager {
         if !server_said_no && !error.is_connection_refusal() && !self.nodes.is_empty() {
             // Only on this failure path: if no initial node's name resolves, say so (a
             // permanent error) rather than report a transient I/O failure.
-            let mut unresolved = None;
-            for (host, port) in &self.nodes {
-                if host.parse::<IpAddr>().is_ok() {
-                    return Error::from_connect(error);
-                }
-                match tokio::net::lookup_host((host.as_str(), *port)).await {
-                    Ok(_) => return Error::from_connect(error),
-                    Err(source) => unresolved = unresolved.or(Some((host.clone(), source))),
-                }
-            }
-            if let Some((host, source)) = unresolved {
+            // Collected first: a closure borrowing into the future would not be `Send`.
+            let nodes: Vec<(&str, u16)> =
+                self.nodes.iter().map(|(h, p)| (h.as_str(), *p)).collect();
+            if let Some((host, source)) = unresolved_host(nodes).await {
                 return Error::UnknownHost { host, source };
             }
         }
@@ -109,10 +102,6 @@ impl pool_core::Manager for Manager {
     }
 
     fn classify(&self, error: &Error) -> ErrorKind {
-        if error.is_permanent() {
-            ErrorKind::Permanent
-        } else {
-            ErrorKind::Transient
-        }
+        error.kind()
     }
 }

@@ -22,13 +22,14 @@
 //! # Examples
 //!
 //! ```no_run
+//! use pool_drivers::DriverConfig;
 //! use pool_drivers::redis::redis::AsyncCommands;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = pool_drivers::redis::cluster::Config::from_url(
 //!     "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002",
 //! )?;
-//! let pool = config.create_pool()?;
+//! let pool = config.build_pool_lazy()?;
 //! let mut conn = pool.get().await?;
 //! let _: () = conn.set("greeting", "hello").await?;
 //! # Ok(())

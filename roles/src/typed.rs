@@ -2,7 +2,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use crate::{Error, Manager, Pool, PooledConnection, Priority, Retry};
+use pool_core::{Error, Manager, Pool, PooledConnection, Priority, Retry};
 
 macro_rules! role_pool {
     ($(#[$pool_doc:meta])* $pool:ident, $(#[$conn_doc:meta])* $conn:ident) => {

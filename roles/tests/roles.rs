@@ -1,6 +1,8 @@
 //! Typed role pools: balancing over replicas, a replica taken out of rotation and brought back,
 //! the fallback to the primary, and read-your-writes by window and by replication position.
 
+// The scriptable manager of pool-core's behaviour tests, shared rather than copied.
+#[path = "../../pool-core/tests/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Behave, Mock, Op};
-use pool_core::roles::{
+use pool_core::{Manager, Pool};
+use pool_roles::Error;
+use pool_roles::{
     Balance, DatabasePools, Fallback, ReadPool, Replication, Session, Source, WritePool,
 };
-use pool_core::{Error, Manager, Pool};
 
 fn pool(mock: &Mock) -> Pool<Mock> {
     Pool::builder(mock.clone())

@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::balance::{Balance, Fallback};
-use super::replica::{Probe, Replica};
-use crate::{Error, Manager, Pool, PooledConnection};
+use pool_core::{Error as PoolError, Manager, Pool, PooledConnection};
+
+use crate::balance::{Balance, Fallback};
+use crate::error::Error;
+use crate::replica::{Probe, Replica};
 
 /// Replicas for reads: balanced as [`Balance`] says, a replica whose connects or checks fail
 /// taken out of rotation and probed in the background until it answers, and reads sent to the
@@ -93,7 +95,7 @@ impl<M: Manager> std::fmt::Debug for ReadPool<M> {
 
 impl<M: Manager> ReadPool<M> {
     /// Reads over `replicas`, round-robin, falling back to the primary once one is given
-    /// (by [`with_primary`](Self::with_primary) or [`DatabasePools`](super::DatabasePools)).
+    /// (by [`with_primary`](Self::with_primary) or [`DatabasePools`](crate::DatabasePools)).
     pub fn new(replicas: Vec<Pool<M>>) -> Self {
         ReadPool::configured(
             replicas,
@@ -165,7 +167,8 @@ impl<M: Manager> ReadPool<M> {
     ///
     /// [`Error::NoReplica`] when no replica could serve and the fallback is
     /// [`Fallback::Fail`] (or no primary was set); the primary's errors when it is the
-    /// fallback; [`Error::Closed`] and [`Error::Rejected`] from a replica at once.
+    /// fallback; [`pool_core::Error::Closed`] and [`pool_core::Error::Rejected`] from a replica
+    /// at once (as [`Error::Pool`]).
     ///
     /// # Cancel safety
     ///
@@ -174,12 +177,14 @@ impl<M: Manager> ReadPool<M> {
         for replica in self.order() {
             match replica.pool.get_timeout(self.inner.replica_timeout).await {
                 Ok(conn) => return Ok(ReadConnection::new(conn, Source::Replica(replica.index))),
-                Err(e @ (Error::Closed | Error::Rejected { .. })) => return Err(e),
+                Err(e @ (PoolError::Closed | PoolError::Rejected { .. })) => {
+                    return Err(Error::Pool(e))
+                }
                 // A busy replica is healthy; one that cannot connect, or holds no connection
                 // after the whole wait (it accepts but does not answer), is not.
                 Err(e)
                     if e.is_unavailable()
-                        || matches!(e, Error::Connect(_))
+                        || matches!(e, PoolError::Connect(_))
                         || replica.pool.status().size == 0 =>
                 {
                     replica.mark_down(&e, self.inner.probe);
@@ -196,7 +201,8 @@ impl<M: Manager> ReadPool<M> {
             (Fallback::Primary, Some(primary)) => primary
                 .get()
                 .await
-                .map(|conn| ReadConnection::new(conn, Source::Primary)),
+                .map(|conn| ReadConnection::new(conn, Source::Primary))
+                .map_err(Error::Pool),
             _ => Err(Error::NoReplica {
                 replicas: self.inner.replicas.len(),
             }),

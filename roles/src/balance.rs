@@ -1,4 +1,4 @@
-//! How a [`ReadPool`](super::ReadPool) spreads reads over its replicas, and what it does when
+//! How a [`ReadPool`](crate::ReadPool) spreads reads over its replicas, and what it does when
 //! none is healthy.
 
 /// Which healthy replica serves the next read.

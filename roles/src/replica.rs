@@ -1,11 +1,11 @@
-//! One replica of a [`ReadPool`](super::ReadPool): its pool, whether it is up, and the
+//! One replica of a [`ReadPool`](crate::ReadPool): its pool, whether it is up, and the
 //! background probe that brings it back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::{Manager, Pool};
+use pool_core::{Manager, Pool};
 
 /// How a replica marked down is probed until it answers again.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +43,7 @@ impl<M: Manager> Replica<M> {
         if self.down.swap(true, Ordering::AcqRel) {
             return;
         }
-        tracing::warn!(target: "pool_core::roles", replica = self.index, error = %why, "replica marked down");
+        tracing::warn!(target: "pool_roles", replica = self.index, error = %why, "replica marked down");
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(probe_until_up(Arc::downgrade(self), probe));
@@ -64,7 +64,7 @@ async fn probe_until_up<M: Manager>(replica: Weak<Replica<M>>, probe: Probe) {
         };
         if replica.pool.get_timeout(probe.timeout).await.is_ok() {
             replica.down.store(false, Ordering::Release);
-            tracing::info!(target: "pool_core::roles", replica = replica.index, "replica back in rotation");
+            tracing::info!(target: "pool_roles", replica = replica.index, "replica back in rotation");
             return;
         }
         pause = (pause * 2).min(probe.max);

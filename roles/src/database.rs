@@ -4,10 +4,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::read::{ReadConnection, ReadPool, Source};
-use super::replication::Replication;
-use super::typed::{AdminPool, WriteConnection, WritePool};
-use crate::{Error, Manager};
+use pool_core::Manager;
+
+use crate::error::Error;
+use crate::read::{ReadConnection, ReadPool, Source};
+use crate::replication::Replication;
+use crate::typed::{AdminPool, WriteConnection, WritePool};
 
 /// The pools of one database by role. Cheap to clone into a web framework's state.
 ///
@@ -134,20 +136,20 @@ impl<M: Manager> DatabasePools<M> {
     ///
     /// # Errors
     ///
-    /// As [`Pool::get`](crate::Pool::get).
+    /// As [`Pool::get`](pool_core::Pool::get), as [`Error::Pool`].
     ///
     /// # Cancel safety
     ///
     /// Dropping the future loses nothing.
     pub async fn write(&self) -> Result<WriteConnection<M>, Error<M::Error>> {
-        self.write.get().await
+        Ok(self.write.get().await?)
     }
 
     /// A connection to the primary, noting the write in `session`.
     ///
     /// # Errors
     ///
-    /// As [`Pool::get`](crate::Pool::get).
+    /// As [`Pool::get`](pool_core::Pool::get), as [`Error::Pool`].
     ///
     /// # Cancel safety
     ///

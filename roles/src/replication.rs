@@ -2,10 +2,10 @@
 
 use std::future::Future;
 
-use crate::Manager;
+use pool_core::Manager;
 
 /// A manager whose servers can say how far replication has got, as a position that only grows
-/// (PostgreSQL's WAL LSN). With it, [`DatabasePools::read_for`](super::DatabasePools::read_for)
+/// (PostgreSQL's WAL LSN). With it, [`DatabasePools::read_for`](crate::DatabasePools::read_for)
 /// can send a caller's read to a replica that has already replayed the caller's last write.
 pub trait Replication: Manager {
     /// On the primary: the position just after everything written so far.
