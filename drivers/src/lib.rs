@@ -38,6 +38,15 @@ pub use pool_core::*;
 #[cfg(feature = "roles")]
 pub use pool_roles as roles;
 
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis",
+    feature = "tcp",
+    feature = "_sqlx"
+))]
+#[macro_use]
+mod aliases;
 mod driver_config;
 mod invalid_config;
 #[cfg(any(

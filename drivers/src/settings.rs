@@ -11,11 +11,8 @@ pub(crate) fn url_from_env(prefix: &str) -> Result<String, InvalidConfig> {
     var(&name)?.ok_or_else(|| InvalidConfig::new(name, "is not set"))
 }
 
-/// Overrides the pool settings found in the environment under `prefix`:
-/// `{prefix}_MAX_SIZE`, `{prefix}_MIN_IDLE`, `{prefix}_INITIAL_SIZE`,
-/// `{prefix}_ACQUIRE_TIMEOUT`, `{prefix}_CONNECT_TIMEOUT`, `{prefix}_MAX_LIFETIME` and
-/// `{prefix}_IDLE_TIMEOUT`. Durations are written `250ms`, `30s`, `5m` or `1h` (a bare number is
-/// seconds); `none` turns an optional limit off.
+/// Overrides the pool settings found in the environment under `prefix`: the variables of the
+/// README's environment table, which is the one list of them.
 pub(crate) fn pool_from_env(
     prefix: &str,
     pool: &mut pool_core::Config,

@@ -47,9 +47,8 @@ pub use error::Error;
 pub use manager::Manager;
 pub use mysql_async;
 
-/// A pool of MySQL connections.
-pub type Pool = pool_core::Pool<Manager>;
-/// A connection checked out of a [`Pool`]; derefs to [`mysql_async::Conn`].
-pub type Connection = pool_core::PooledConnection<Manager>;
-/// What [`Pool::get`](pool_core::Pool::get) fails with.
-pub type PoolError = pool_core::Error<Error>;
+driver_aliases!(
+    Manager,
+    pool: "A pool of MySQL connections.",
+    connection: "A connection checked out of a [`Pool`]; derefs to [`mysql_async::Conn`].",
+);

@@ -63,10 +63,8 @@ pub use manager::Manager;
 pub use roles::{DatabaseConfig, Pools, PoolsError};
 pub use statement_stats::StatementCacheStats;
 
-/// A pool of PostgreSQL connections.
-pub type Pool = pool_core::Pool<Manager>;
-/// A connection checked out of a [`Pool`]; derefs to [`PgConnection`] and so to
-/// [`tokio_postgres::Client`].
-pub type Connection = pool_core::PooledConnection<Manager>;
-/// What [`Pool::get`](pool_core::Pool::get) fails with.
-pub type PoolError = pool_core::Error<Error>;
+driver_aliases!(
+    Manager,
+    pool: "A pool of PostgreSQL connections.",
+    connection: "A connection checked out of a [`Pool`]; derefs to [`PgConnection`] and so to [`tokio_postgres::Client`].",
+);

@@ -105,11 +105,9 @@ impl DatabaseConfig {
         })
     }
 
-    /// Reads `{prefix}_PRIMARY_URL`, `{prefix}_REPLICA_URLS` (comma-separated, optional),
-    /// `{prefix}_ADMIN_URL` (optional), each role's pool settings under
-    /// `{prefix}_PRIMARY_`, `{prefix}_REPLICA_` and `{prefix}_ADMIN_` (`..._MAX_SIZE` and the
-    /// others of [`Config::from_env`]), `{prefix}_READ_YOUR_WRITES` and
-    /// `{prefix}_REPLAY_WAIT` (durations like `2s`).
+    /// Reads each role's URL and pool settings, and the read-your-writes settings, from the
+    /// variables under `prefix` listed in the README's
+    /// [environment table](https://github.com/pool-suite/pool-suite#environment-variables).
     ///
     /// # Errors
     ///

@@ -80,9 +80,8 @@ pub use connection::RedisConnection;
 pub use error::Error;
 pub use manager::Manager;
 
-/// A pool of Redis connections.
-pub type Pool = pool_core::Pool<Manager>;
-/// A connection checked out of a [`Pool`]; derefs to [`RedisConnection`].
-pub type Connection = pool_core::PooledConnection<Manager>;
-/// What [`Pool::get`](pool_core::Pool::get) fails with.
-pub type PoolError = pool_core::Error<Error>;
+driver_aliases!(
+    Manager,
+    pool: "A pool of Redis connections.",
+    connection: "A connection checked out of a [`Pool`]; derefs to [`RedisConnection`].",
+);

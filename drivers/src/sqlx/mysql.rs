@@ -30,12 +30,11 @@ pub use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 pub type Config = super::Config<MySqlConnection>;
 /// Opens, checks and resets [`MySqlConnection`]s.
 pub type Manager = super::Manager<MySqlConnection>;
-/// A pool of [`MySqlConnection`]s.
-pub type Pool = super::Pool<MySqlConnection>;
-/// A [`MySqlConnection`] checked out of a [`Pool`].
-pub type Connection = super::Connection<MySqlConnection>;
-/// The error of [`Pool::get`](pool_core::Pool::get).
-pub type PoolError = super::PoolError;
+driver_aliases!(
+    Manager,
+    pool: "A pool of [`MySqlConnection`]s.",
+    connection: "A [`MySqlConnection`] checked out of a [`Pool`].",
+);
 
 const PERMANENT: &[u16] = &[1044, 1045, 1049, 1130, 1251, 1524, 1698, 3118, 4151];
 

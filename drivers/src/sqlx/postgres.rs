@@ -33,12 +33,11 @@ pub use sqlx::postgres::{PgConnectOptions, PgConnection};
 pub type Config = super::Config<PgConnection>;
 /// Opens, checks and resets [`PgConnection`]s.
 pub type Manager = super::Manager<PgConnection>;
-/// A pool of [`PgConnection`]s.
-pub type Pool = super::Pool<PgConnection>;
-/// A [`PgConnection`] checked out of a [`Pool`].
-pub type Connection = super::Connection<PgConnection>;
-/// The error of [`Pool::get`](pool_core::Pool::get).
-pub type PoolError = super::PoolError;
+driver_aliases!(
+    Manager,
+    pool: "A pool of [`PgConnection`]s.",
+    connection: "A [`PgConnection`] checked out of a [`Pool`].",
+);
 
 /// `in_failed_sql_transaction`: any statement but `ROLLBACK` fails in an aborted transaction.
 const ABORTED: &str = "25P02";

@@ -32,12 +32,11 @@ pub use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 pub type Config = super::Config<SqliteConnection>;
 /// Opens, checks and resets [`SqliteConnection`]s.
 pub type Manager = super::Manager<SqliteConnection>;
-/// A pool of [`SqliteConnection`]s.
-pub type Pool = super::Pool<SqliteConnection>;
-/// A [`SqliteConnection`] checked out of a [`Pool`].
-pub type Connection = super::Connection<SqliteConnection>;
-/// The error of [`Pool::get`](pool_core::Pool::get).
-pub type PoolError = super::PoolError;
+driver_aliases!(
+    Manager,
+    pool: "A pool of [`SqliteConnection`]s.",
+    connection: "A [`SqliteConnection`] checked out of a [`Pool`].",
+);
 
 /// Primary result codes (the low byte of the extended code) that retrying cannot fix.
 const PERMANENT: &[i64] = &[

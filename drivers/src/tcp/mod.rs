@@ -61,12 +61,11 @@ pub use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The pooled connection type.
 pub use tokio::net::TcpStream;
 
-/// A pool of TCP connections.
-pub type Pool = pool_core::Pool<Manager>;
-/// A TCP connection checked out of a [`Pool`]; derefs to [`TcpStream`].
-pub type Connection = pool_core::PooledConnection<Manager>;
-/// The error of [`Pool::get`](pool_core::Pool::get) for a TCP pool.
-pub type PoolError = pool_core::Error<Error>;
+driver_aliases!(
+    Manager,
+    pool: "A pool of TCP connections.",
+    connection: "A TCP connection checked out of a [`Pool`]; derefs to [`TcpStream`].",
+);
 
 /// Opens and checks TCP connections for a [`Pool`]. Made by [`Config::manager`].
 pub struct Manager {

@@ -45,9 +45,8 @@ pub use config::Config;
 pub use connection::ClusterConnection;
 pub use manager::Manager;
 
-/// A pool of Redis Cluster connections.
-pub type Pool = pool_core::Pool<Manager>;
-/// A connection checked out of a [`Pool`]; derefs to [`ClusterConnection`].
-pub type Connection = pool_core::PooledConnection<Manager>;
-/// What [`Pool::get`](pool_core::Pool::get) fails with.
-pub type PoolError = pool_core::Error<Error>;
+driver_aliases!(
+    Manager,
+    pool: "A pool of Redis Cluster connections.",
+    connection: "A connection checked out of a [`Pool`]; derefs to [`ClusterConnection`].",
+);
