@@ -13,10 +13,12 @@
 //! | `tcp` | `tcp` | a `tokio::net::TcpStream` |
 //! | `sqlx-postgres`, `sqlx-mysql`, `sqlx-sqlite` | `sqlx::postgres`, `sqlx::mysql`, `sqlx::sqlite` | one sqlx connection |
 //!
-//! Every module has the same shape: a `Config` (from a URL, from the environment, and
-//! `serde::Deserialize` under `serde`; its `Debug` never shows a password) whose
-//! `build_pool_lazy()` gives a ready pool, the `Manager` behind it, the aliases `Pool`,
-//! `Connection` and `PoolError`, and a re-export of the driver crate.
+//! Every module has the same shape: a `Config` implementing `DriverConfig` (from a URL, from
+//! the environment, and `serde::Deserialize` under `serde`; its `Debug` never shows a password)
+//! whose `build_pool()` opens the initial connections before it returns and
+//! `build_pool_lazy()` opens them on demand (the verbs of pool-core's `Builder`), the `Manager`
+//! behind it, the aliases `Pool`, `Connection` and `PoolError`, and a re-export of the driver
+//! crate.
 //!
 //! ```no_run
 //! use pool_drivers::DriverConfig;
@@ -28,48 +30,68 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `roles` adds [`roles`](https://docs.rs/pool-roles) (typed read / write / admin pools over any
-//! of these, and `postgres::DatabaseConfig`), `tls` adds TLS (rustls with the ring provider) to the PostgreSQL driver, `serde` derives `Deserialize` for
-//! every configuration, and `full` turns everything on.
+//! `roles` adds the `roles` module (the `pool-roles` crate: typed read / write / admin pools
+//! over any of these) and `postgres::DatabaseConfig`, `tls` adds TLS (rustls with the ring
+//! provider) to the PostgreSQL driver, `serde` derives `Deserialize` for every configuration,
+//! and `full` turns everything on.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(unreachable_pub, missing_debug_implementations)]
 
 pub use pool_core::*;
 
 /// Typed read / write / admin pools: the `pool-roles` crate, under the `roles` feature.
 #[cfg(feature = "roles")]
+#[cfg_attr(docsrs, doc(cfg(feature = "roles")))]
 pub use pool_roles as roles;
 
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "redis",
-    feature = "tcp",
-    feature = "_sqlx"
-))]
-#[macro_use]
-mod aliases;
-mod driver_config;
+/// Compiles the items given when any driver is: what the drivers share.
+macro_rules! for_drivers {
+    ($($item:item)*) => {
+        $(
+            #[cfg(any(
+                feature = "postgres",
+                feature = "mysql",
+                feature = "redis",
+                feature = "tcp",
+                feature = "_sqlx"
+            ))]
+            $item
+        )*
+    };
+}
+
+for_drivers! {
+    #[macro_use]
+    mod aliases;
+    mod driver_config;
+    mod settings;
+    pub use driver_config::{BuildPoolError, DriverConfig};
+}
 mod invalid_config;
-#[cfg(any(
-    feature = "postgres",
-    feature = "mysql",
-    feature = "redis",
-    feature = "tcp",
-    feature = "_sqlx"
-))]
-mod settings;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
 mod unknown_host;
 
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub mod mysql;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 #[cfg(feature = "_sqlx")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "sqlx-postgres",
+        feature = "sqlx-mysql",
+        feature = "sqlx-sqlite"
+    )))
+)]
 pub mod sqlx;
 #[cfg(feature = "tcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tcp")))]
 pub mod tcp;
 
-pub use driver_config::{BuildPoolError, DriverConfig};
 pub use invalid_config::InvalidConfig;

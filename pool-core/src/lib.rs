@@ -72,6 +72,8 @@
 //! limits: see [`SoftLimits`]), `pool_core::aging` (lifetimes shortened and restored by
 //! [`AgingPolicy::Adaptive`]), `pool_core::upkeep` (rounds of background work, at trace level),
 //! `pool_core::recovery` (recovery signals, pause and resume).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(unreachable_pub, missing_debug_implementations)]
 
 mod acquire;
 mod aging;

@@ -42,6 +42,8 @@
 //! let conn = pools.read_for(&session).await?;
 //! # Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(unreachable_pub, missing_debug_implementations)]
 
 mod balance;
 mod database;

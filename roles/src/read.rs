@@ -60,6 +60,18 @@ impl<M: Manager> ReadConnection<M> {
     }
 }
 
+impl<M: Manager> std::fmt::Debug for ReadConnection<M>
+where
+    M::Connection: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadConnection")
+            .field("source", &self.source)
+            .field("conn", &*self.conn)
+            .finish()
+    }
+}
+
 impl<M: Manager> Deref for ReadConnection<M> {
     type Target = M::Connection;
 

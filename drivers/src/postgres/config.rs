@@ -200,6 +200,7 @@ pub struct Config {
     /// PEM file of the certificates to trust (the URL's `sslrootcert`). Default `None`: the
     /// system's trust store.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub ssl_root_cert: Option<PathBuf>,
     /// How checkout validates a connection. Default [`Check::RoundTrip`].
     pub check: Check,

@@ -60,6 +60,7 @@ pub use connection::PgConnection;
 pub use error::Error;
 pub use manager::Manager;
 #[cfg(feature = "roles")]
+#[cfg_attr(docsrs, doc(cfg(feature = "roles")))]
 pub use roles::{DatabaseConfig, Pools, PoolsError};
 pub use statement_stats::StatementCacheStats;
 

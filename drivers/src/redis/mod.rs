@@ -66,6 +66,7 @@
 //! ```
 
 #[cfg(feature = "redis-cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
 pub mod cluster;
 mod config;
 mod connection;
