@@ -70,15 +70,7 @@ impl Error {
     /// database or an authentication method this client lacks; yes for I/O failures and a
     /// server at its connection limit.
     pub fn kind(&self) -> ErrorKind {
-        if self.is_permanent() {
-            ErrorKind::Permanent
-        } else {
-            ErrorKind::Transient
-        }
-    }
-
-    fn is_permanent(&self) -> bool {
-        match self {
+        let permanent = match self {
             Error::UnknownHost { .. } | Error::Authentication(_) | Error::UnknownDatabase(_) => {
                 true
             }
@@ -97,6 +89,10 @@ impl Error {
                 ),
                 mysql_async::Error::Io(_) | mysql_async::Error::Other(_) => false,
             },
+        };
+        match permanent {
+            true => ErrorKind::Permanent,
+            false => ErrorKind::Transient,
         }
     }
 }

@@ -72,26 +72,22 @@ impl Error {
     /// the server cannot select, a failed session reset or a setting the client refuses; yes
     /// for I/O failures and a server at its client limit.
     pub fn kind(&self) -> ErrorKind {
-        if self.is_permanent() {
-            ErrorKind::Permanent
-        } else {
-            ErrorKind::Transient
-        }
-    }
-
-    fn is_permanent(&self) -> bool {
         match self {
             Error::UnknownHost { .. }
             | Error::Authentication { .. }
             | Error::UnknownDatabase { .. }
-            | Error::ResetFailed { .. } => true,
-            Error::Redis(e) => matches!(
-                e.kind(),
-                RedisKind::InvalidClientConfig
-                    | RedisKind::AuthenticationFailed
-                    | RedisKind::RESP3NotSupported
-            ),
-            Error::TooManyConnections { .. } => false,
+            | Error::ResetFailed { .. } => ErrorKind::Permanent,
+            Error::Redis(e)
+                if matches!(
+                    e.kind(),
+                    RedisKind::InvalidClientConfig
+                        | RedisKind::AuthenticationFailed
+                        | RedisKind::RESP3NotSupported
+                ) =>
+            {
+                ErrorKind::Permanent
+            }
+            Error::Redis(_) | Error::TooManyConnections { .. } => ErrorKind::Transient,
         }
     }
 }
