@@ -12,6 +12,7 @@ use integration_tests::{server, Kind};
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::mysql::mysql_async::Conn;
 use pool_drivers::mysql::{Config, Manager};
+use pool_drivers::DriverConfig;
 use pool_fleet::{Budget, PartitionLimits, Partitions, PoolRegistry};
 
 /// The server's count of sessions of `users`.
@@ -126,7 +127,7 @@ async fn a_registry_of_mysql_pools_makes_each_once_and_closes_every_session() {
             async move {
                 let mut config = Config::from_url(&url)?;
                 config.pool.max_size = 3;
-                config.create_pool()
+                config.build_pool_lazy()
             }
         })
     };

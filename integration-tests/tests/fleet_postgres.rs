@@ -10,13 +10,14 @@ use integration_tests::invariants::eventually;
 use integration_tests::peak::{join_within, Peak};
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Config, Manager, Pool};
+use pool_drivers::DriverConfig;
 use pool_fleet::{Budget, PartitionLimits, Partitions, PoolRegistry};
 
 /// A small pool of the server's own user, outside every budget, to look at the server with.
 fn admin(url: &str) -> Pool {
     let mut config = Config::from_url(url).unwrap();
     config.pool.max_size = 1;
-    config.create_pool().unwrap()
+    config.build_pool_lazy().unwrap()
 }
 
 /// The server's count of sessions of `users`, and of those of `user`.
@@ -161,7 +162,7 @@ async fn a_registry_makes_one_pool_for_concurrent_first_use_and_closes_every_ses
                 let mut config = Config::from_url(&url)?;
                 config.postgres.application_name(format!("{app}_{name}"));
                 config.pool.max_size = 4;
-                config.create_pool()
+                config.build_pool_lazy()
             }
         })
     };

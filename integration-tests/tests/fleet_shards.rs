@@ -7,6 +7,7 @@ use std::time::Duration;
 use integration_tests::faults::blocking;
 use integration_tests::{server, unique_name, Kind};
 use pool_drivers::postgres::{Config, Pool};
+use pool_drivers::DriverConfig;
 use pool_fleet::ShardRouter;
 
 const SHARDS: usize = 3;
@@ -64,7 +65,7 @@ impl Drop for Databases {
 fn admin(url: &str) -> Pool {
     let mut config = Config::from_url(url).unwrap();
     config.pool.max_size = 1;
-    config.create_pool().unwrap()
+    config.build_pool_lazy().unwrap()
 }
 
 /// `url` naming database `db` instead of its own.
@@ -85,7 +86,8 @@ async fn ten_thousand_keys_land_where_the_hash_says_and_are_found_again() {
     let databases = Databases::create(server.url(), SHARDS).await;
     let urls = databases.urls();
     let router =
-        ShardRouter::hashed_from_urls(&urls, |url| Config::from_url(url)?.create_pool()).unwrap();
+        ShardRouter::hashed_from_urls(&urls, |url| Config::from_url(url)?.build_pool_lazy())
+            .unwrap();
     let run = async {
         for (index, shard) in router.shards().iter().enumerate() {
             shard
@@ -139,7 +141,7 @@ async fn ten_thousand_keys_land_where_the_hash_says_and_are_found_again() {
         // Found again through the router: every key on its shard, and a router made afresh
         // from the same URLs places every key the same.
         let again =
-            ShardRouter::hashed_from_urls(&urls, |url| Config::from_url(url)?.create_pool())
+            ShardRouter::hashed_from_urls(&urls, |url| Config::from_url(url)?.build_pool_lazy())
                 .unwrap();
         for key in (0..KEYS).step_by(37) {
             assert_eq!(again.index_of(&key), router.index_of(&key));
@@ -179,7 +181,7 @@ async fn ten_thousand_keys_land_where_the_hash_says_and_are_found_again() {
 fn read_write_shard(url: &str) -> pool_drivers::postgres::Pools {
     pool_drivers::postgres::DatabaseConfig::from_urls(url, &[], None)
         .unwrap()
-        .create_pools()
+        .build_pools_lazy()
         .unwrap()
 }
 

@@ -15,6 +15,7 @@ use integration_tests::{server, unique_name, Kind};
 use pool_drivers::mysql::mysql_async::prelude::Queryable;
 use pool_drivers::redis::redis::{self, AsyncCommands};
 use pool_drivers::sqlx::sqlx::{self, Connection as _};
+use pool_drivers::DriverConfig;
 use pool_drivers::{CloseReason, Manager, Pool, Recycle};
 
 /// How long any one of these tests may take before it counts as hung.
@@ -144,7 +145,7 @@ mod postgres {
         bounded(async {
             let app = unique_name("recycle_checked");
             let pool = config(server.url(), &app, Recycle::Checked)
-                .create_pool()
+                .build_pool_lazy()
                 .unwrap();
             const SUM: &str = "SELECT $1::INT4 + 1";
 
@@ -219,11 +220,11 @@ mod postgres {
         bounded(async {
             let app = unique_name("recycle_replace");
             let pool = config(server.url(), &app, Recycle::Replace)
-                .create_pool()
+                .build_pool_lazy()
                 .unwrap();
             let admin = Config::from_url(server.url())
                 .unwrap()
-                .create_pool()
+                .build_pool_lazy()
                 .unwrap();
 
             replace_ends_the_old_session(
@@ -254,10 +255,10 @@ mod postgres {
             let mut config = config(&url, &app, Recycle::Fast);
             config.pool.check_on_return = true;
             config.pool.check_timeout = Duration::from_millis(500);
-            let pool = config.create_pool().unwrap();
+            let pool = config.build_pool_lazy().unwrap();
             let admin = Config::from_url(server.url())
                 .unwrap()
-                .create_pool()
+                .build_pool_lazy()
                 .unwrap();
 
             let conn = pool.get().await.unwrap();
@@ -320,7 +321,7 @@ mod postgres {
             config.pool.max_size = 1;
             config.pool.acquire_timeout = Some(Duration::from_secs(10));
             config.pool.recycle = Recycle::Checked;
-            let pool = config.create_pool().unwrap();
+            let pool = config.build_pool_lazy().unwrap();
             const SUM: &str = "SELECT $1::INT4 + 1";
             const WORK_MEM: &str = "SELECT current_setting('work_mem')";
 
@@ -385,7 +386,7 @@ mod mysql {
         config.pool.max_size = 1;
         config.pool.acquire_timeout = Some(Duration::from_secs(10));
         config.pool.recycle = recycle;
-        config.create_pool().unwrap()
+        config.build_pool_lazy().unwrap()
     }
 
     async fn connection_id(conn: &mut Conn) -> u64 {
@@ -497,7 +498,7 @@ mod redis_tests {
         config.pool.max_size = 1;
         config.pool.acquire_timeout = Some(Duration::from_secs(10));
         config.pool.recycle = recycle;
-        config.create_pool().unwrap()
+        config.build_pool_lazy().unwrap()
     }
 
     #[tokio::test]

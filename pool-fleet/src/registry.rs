@@ -161,7 +161,7 @@ impl<M: Manager> PoolRegistry<M> {
     /// the registry is made counts). Other names are refused with [`RegistryError::Unknown`].
     ///
     /// With the drivers, `build` is one line, for example
-    /// `|prefix| pool_drivers::postgres::Config::from_env(prefix)?.create_pool()`, which reads
+    /// `|prefix| pool_drivers::postgres::Config::from_env(prefix)?.build_pool_lazy()`, which reads
     /// `{prefix}_URL`, `{prefix}_MAX_SIZE` and the other pool settings.
     pub fn from_env<E>(
         prefixes: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,

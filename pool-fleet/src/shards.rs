@@ -206,7 +206,7 @@ impl<P> ShardRouter<P> {
     /// A hashed router over shards made from `urls` by `make`, in this order.
     ///
     /// With the drivers, `make` is one line, for example
-    /// `|url| pool_drivers::postgres::Config::from_url(url)?.create_pool()`.
+    /// `|url| pool_drivers::postgres::Config::from_url(url)?.build_pool_lazy()`.
     ///
     /// # Errors
     ///

@@ -11,7 +11,7 @@ use crate::unknown_host::unresolved_host;
 
 /// Opens [`mysql_async::Conn`]s with fixed options and keeps them clean between borrowers.
 ///
-/// Made by [`Config::manager`](super::Config::manager).
+/// Made by [`Config::manager`](crate::DriverConfig::manager).
 #[derive(Clone)]
 pub struct Manager {
     opts: Opts,

@@ -16,7 +16,7 @@ use super::stream::Connector;
 use crate::InvalidConfig;
 
 /// Opens [`PgConnection`]s and keeps them fit for the next user. Build it with
-/// [`Config::manager`].
+/// [`Config::manager`](crate::DriverConfig::manager).
 pub struct Manager {
     postgres: tokio_postgres::Config,
     connector: Connector,

@@ -18,7 +18,7 @@ use crate::InvalidConfig;
 
 /// Opens [`RedisConnection`]s to one server and keeps them clean between borrowers.
 ///
-/// Made by [`Config::manager`](super::Config::manager).
+/// Made by [`Config::manager`](crate::DriverConfig::manager).
 pub struct Manager {
     /// Connects without credentials or database when the connection speaks RESP2: the
     /// manager authenticates and selects itself, so a refusal comes back with the server's

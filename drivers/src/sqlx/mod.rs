@@ -92,7 +92,7 @@ pub trait SqlxConnection: ::sqlx::Connection + sealed::Sealed + 'static {
 
 /// Opens, checks and resets sqlx connections of type `C` for a [`Pool`].
 ///
-/// Made by [`Config::manager`], or by [`Manager::new`] from connect options built in code:
+/// Made by [`Config::manager`](crate::DriverConfig::manager), or by [`Manager::new`] from connect options built in code:
 ///
 /// ```
 /// # #[cfg(feature = "sqlx-sqlite")] {

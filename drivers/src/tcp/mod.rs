@@ -67,7 +67,7 @@ driver_aliases!(
     connection: "A TCP connection checked out of a [`Pool`]; derefs to [`TcpStream`].",
 );
 
-/// Opens and checks TCP connections for a [`Pool`]. Made by [`Config::manager`].
+/// Opens and checks TCP connections for a [`Pool`]. Made by [`Config::manager`](crate::DriverConfig::manager).
 pub struct Manager {
     config: Arc<Config>,
 }

@@ -14,7 +14,7 @@ use crate::InvalidConfig;
 
 /// Opens [`ClusterConnection`]s to one cluster.
 ///
-/// Made by [`Config::manager`](super::Config::manager).
+/// Made by [`Config::manager`](crate::DriverConfig::manager).
 pub struct Manager {
     client: ClusterClient,
     /// Host and port of each initial node, for telling unknown hosts from network failures.
