@@ -38,6 +38,13 @@ impl InvalidConfig {
 
     /// The same problem, found in a URL read from the environment variable `variable`: an
     /// error about the whole URL (`url`, `urls`) names the variable instead.
+    #[cfg(any(
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis",
+        feature = "tcp",
+        feature = "_sqlx"
+    ))]
     pub(crate) fn read_from(mut self, variable: &str) -> Self {
         if matches!(self.setting.as_str(), "url" | "urls") {
             variable.clone_into(&mut self.setting);

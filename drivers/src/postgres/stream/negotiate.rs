@@ -4,6 +4,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+#[cfg(feature = "tls")]
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +13,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Socket;
 
 use super::io::{Inner, PgStream};
+#[cfg(feature = "tls")]
 use super::tags::ssl;
 use super::tracker::{BackendKey, Tracker};
 use crate::postgres::config::SslMode;

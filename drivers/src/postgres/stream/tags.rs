@@ -68,7 +68,8 @@ pub(super) mod status {
     pub(in super::super) const FAILED: u8 = b'E';
 }
 
-/// The server's one-byte answer to an `SSLRequest`.
+/// The `SSLRequest`, and the server's one-byte answer to it.
+#[cfg(feature = "tls")]
 pub(super) mod ssl {
     /// `SSLRequest`: length 8, then the magic code 80877103.
     pub(in super::super) const REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
