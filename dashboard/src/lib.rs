@@ -3,7 +3,7 @@
 //! - `/metrics`: every pool in the Prometheus text exposition format (see
 //!   [`pool_core::export::to_prometheus`]).
 //! - `/pools`: every pool as JSON: its [`Snapshot`](pool_core::export::Snapshot), its role
-//!   (for pools added from [`DatabasePools`](pool_core::roles::DatabasePools)) and whether a
+//!   (for pools added from [`DatabasePools`](pool_roles::DatabasePools)) and whether a
 //!   replica is in rotation, and the last minutes of its size, idle, in-use and waiting counts.
 //! - `/`: a page that refreshes itself from `/pools`: those counts as charts, wait-time
 //!   percentiles, close reasons, health and current leaks. Its script and chart library are

@@ -1,8 +1,8 @@
 //! Role pools on the dashboard: the write, replica and admin pools of a
 //! [`DatabasePools`], each labelled with its role, replicas with whether they are in rotation.
 
-use pool_core::roles::DatabasePools;
 use pool_core::Manager;
+use pool_roles::DatabasePools;
 
 use crate::source::Source;
 use crate::Dashboard;

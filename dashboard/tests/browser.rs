@@ -13,6 +13,7 @@ use axum::http::Request;
 use integration_tests::{server, skip, unique_name, Kind};
 use pool_dashboard::Dashboard;
 use pool_drivers::postgres::Config;
+use pool_drivers::DriverConfig;
 use tower::ServiceExt;
 
 /// The browser: `CHROMIUM` if set, else `chromium` on the `PATH`.
@@ -106,7 +107,7 @@ async fn check_page(browser: &Path, url: &str) {
     let mut config = Config::from_url(&format!("{url}{sep}application_name={app}")).unwrap();
     config.pool.max_size = 2;
     config.pool.leak_threshold = Some(Duration::from_millis(50));
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
 
     // Both connections held (past the leak threshold), and one caller waiting.
     let held = [pool.get().await.unwrap(), pool.get().await.unwrap()];

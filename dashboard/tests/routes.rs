@@ -41,7 +41,7 @@ async fn role_pools_are_shown_with_their_roles_and_replica_health() {
         let config =
             DatabaseConfig::from_urls(primary.url(), &[replica.url()], Some(primary.url()))
                 .unwrap();
-        let pools = config.create_pools().unwrap();
+        let pools = config.build_pools_lazy().unwrap();
         // One read served by the replica, one write held while the pages are read.
         drop(pools.read().await.unwrap());
         let _write = pools.write().await.unwrap();

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use pool_dashboard::Dashboard;
+use pool_drivers::DriverConfig;
 use pool_drivers::{Manager, Pool};
 
 /// What a worker does with a connection for `millis` milliseconds.
@@ -56,7 +57,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Ok(url) => {
             let mut config = pool_drivers::postgres::Config::from_url(&url)?;
             config.pool = settings(config.pool);
-            serve(config.create_pool()?, &addr).await
+            serve(config.build_pool_lazy()?, &addr).await
         }
         Err(_) => {
             let config = settings(pool_drivers::Config::default());

@@ -331,7 +331,7 @@ async fn statement_cache_hits_and_misses_are_counted_and_the_pool_is_named_after
     };
     let mut config = config(server.url(), &unique_name("hits"));
     config.pool.max_size = 1;
-    let pool = config.create_pool().unwrap();
+    let pool = config.build_pool_lazy().unwrap();
     {
         let conn = pool.get().await.unwrap();
         for _ in 0..3 {
@@ -360,7 +360,10 @@ async fn statement_cache_hits_and_misses_are_counted_and_the_pool_is_named_after
     );
     assert_eq!(pool.config().name.as_deref(), Some(expected.as_str()));
     config.pool.name = Some("orders".into());
-    assert_eq!(config.create_pool().unwrap().config().pool_name(), "orders");
+    assert_eq!(
+        config.build_pool_lazy().unwrap().config().pool_name(),
+        "orders"
+    );
 }
 
 #[tokio::test]
