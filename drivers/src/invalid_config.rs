@@ -36,22 +36,6 @@ impl InvalidConfig {
         self
     }
 
-    /// The same problem, found in a URL read from the environment variable `variable`: an
-    /// error about the whole URL (`url`, `urls`) names the variable instead.
-    #[cfg(any(
-        feature = "postgres",
-        feature = "mysql",
-        feature = "redis",
-        feature = "tcp",
-        feature = "_sqlx"
-    ))]
-    pub(crate) fn read_from(mut self, variable: &str) -> Self {
-        if matches!(self.setting.as_str(), "url" | "urls") {
-            variable.clone_into(&mut self.setting);
-        }
-        self
-    }
-
     /// The rejected setting: `url`, an environment variable's name, or a pool field.
     pub fn setting(&self) -> &str {
         &self.setting
@@ -60,6 +44,20 @@ impl InvalidConfig {
     /// What is wrong with it.
     pub fn problem(&self) -> &str {
         &self.problem
+    }
+}
+
+// Only the drivers' shared code reads settings from the environment.
+for_drivers! {
+    impl InvalidConfig {
+        /// The same problem, found in a URL read from the environment variable `variable`: an
+        /// error about the whole URL (`url`, `urls`) names the variable instead.
+        pub(crate) fn read_from(mut self, variable: &str) -> Self {
+            if matches!(self.setting.as_str(), "url" | "urls") {
+                variable.clone_into(&mut self.setting);
+            }
+            self
+        }
     }
 }
 
