@@ -48,6 +48,7 @@
 mod balance;
 mod database;
 mod error;
+mod lag;
 mod read;
 mod replica;
 mod replication;
@@ -56,6 +57,7 @@ mod typed;
 pub use balance::{Balance, Fallback};
 pub use database::{DatabasePools, Session};
 pub use error::Error;
+pub use lag::{Lag, LagLimit};
 pub use read::{ReadConnection, ReadPool, Source};
 pub use replication::Replication;
 pub use typed::{AdminConnection, AdminPool, WriteConnection, WritePool};

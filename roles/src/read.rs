@@ -1,18 +1,21 @@
 //! [`ReadPool`]: reads spread over replicas, around the ones that are down.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pool_core::{Error as PoolError, Manager, Pool, PooledConnection};
 
 use crate::balance::{Balance, Fallback};
 use crate::error::Error;
+use crate::lag::{spawn_watch, LagLimit};
 use crate::replica::{Probe, Replica};
+use crate::replication::Replication;
 
 /// Replicas for reads: balanced as [`Balance`] says, a replica whose connects or checks fail
-/// taken out of rotation and probed in the background until it answers, and reads sent to the
+/// taken out of rotation and probed in the background until it answers, a replica past the
+/// [`LagLimit`] (if one is set) out of rotation until it catches up, and reads sent to the
 /// primary (or failed, as [`Fallback`] says) while no replica is healthy. Cheap to clone.
 pub struct ReadPool<M: Manager> {
     inner: Arc<Inner<M>>,
@@ -26,7 +29,14 @@ struct Inner<M: Manager> {
     replica_timeout: Duration,
     probe: Probe,
     next: AtomicUsize,
+    /// The lag watch waiting to be started by the first read, which runs on a runtime (the
+    /// pool may be built outside one).
+    lag_watch: Mutex<Option<LagWatchStart>>,
+    lag_watch_pending: AtomicBool,
+    lag_limit: OnceLock<LagLimit>,
 }
+
+type LagWatchStart = Box<dyn FnOnce() + Send>;
 
 /// Where a [`ReadConnection`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +111,7 @@ impl<M: Manager> std::fmt::Debug for ReadPool<M> {
             .field("healthy", &self.healthy())
             .field("balance", &self.inner.balance)
             .field("fallback", &self.inner.fallback)
+            .field("lag_limit", &self.inner.lag_limit.get())
             .finish()
     }
 }
@@ -142,6 +153,9 @@ impl<M: Manager> ReadPool<M> {
                     timeout: replica_timeout,
                 },
                 next: AtomicUsize::new(0),
+                lag_watch: Mutex::new(None),
+                lag_watch_pending: AtomicBool::new(false),
+                lag_limit: OnceLock::new(),
             }),
         }
     }
@@ -160,6 +174,20 @@ impl<M: Manager> ReadPool<M> {
     /// Whether the replica at `index` is in rotation.
     pub fn is_healthy(&self, index: usize) -> bool {
         self.inner.replicas.get(index).is_some_and(|r| r.is_up())
+    }
+
+    /// Whether the replica at `index` is out of rotation for lagging past the
+    /// [`LagLimit`](Self::with_lag_limit).
+    pub fn is_lagging(&self, index: usize) -> bool {
+        self.inner
+            .replicas
+            .get(index)
+            .is_some_and(|r| r.is_lagging())
+    }
+
+    /// The lag limit, if one was set.
+    pub fn lag_limit(&self) -> Option<&LagLimit> {
+        self.inner.lag_limit.get()
     }
 
     /// How many replicas are in rotation.
@@ -186,6 +214,9 @@ impl<M: Manager> ReadPool<M> {
     ///
     /// As [`Pool::get`]: dropping the future loses nothing.
     pub async fn get(&self) -> Result<ReadConnection<M>, Error<M::Error>> {
+        if self.inner.lag_watch_pending.load(Ordering::Relaxed) {
+            self.start_lag_watch();
+        }
         for replica in self.order() {
             match replica.pool.get_timeout(self.inner.replica_timeout).await {
                 Ok(conn) => return Ok(ReadConnection::new(conn, Source::Replica(replica.index))),
@@ -205,6 +236,19 @@ impl<M: Manager> ReadPool<M> {
             }
         }
         self.fall_back().await
+    }
+
+    fn start_lag_watch(&self) {
+        let start = self
+            .inner
+            .lag_watch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        self.inner.lag_watch_pending.store(false, Ordering::Relaxed);
+        if let Some(start) = start {
+            start();
+        }
     }
 
     /// A read served by the primary, or [`Error::NoReplica`].
@@ -246,5 +290,25 @@ impl<M: Manager> ReadPool<M> {
             .map(|k| &replicas[(first + k) % n])
             .filter(|r| r.is_up())
             .collect()
+    }
+}
+
+impl<M: Replication> ReadPool<M> {
+    /// Measures each replica's lag every [`LagLimit::check_interval`] and keeps a replica past
+    /// the limit out of rotation until it is within it again; while every replica lags, reads
+    /// take the fallback. The measuring starts with the first read (on its runtime) and stops
+    /// when the last clone of this read pool is dropped. Setting a limit twice keeps the first.
+    pub fn with_lag_limit(self, limit: LagLimit) -> Self {
+        if self.inner.lag_limit.set(limit).is_ok() && !self.inner.replicas.is_empty() {
+            let replicas = self.inner.replicas.clone();
+            *self
+                .inner
+                .lag_watch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Box::new(move || spawn_watch(&replicas, limit)));
+            self.inner.lag_watch_pending.store(true, Ordering::Relaxed);
+        }
+        self
     }
 }

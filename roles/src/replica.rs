@@ -1,5 +1,5 @@
-//! One replica of a [`ReadPool`](crate::ReadPool): its pool, whether it is up, and the
-//! background probe that brings it back.
+//! One replica of a [`ReadPool`](crate::ReadPool): its pool, whether it is up (reachable and
+//! not lagging), and the background probe that brings it back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -22,6 +22,10 @@ pub(crate) struct Replica<M: Manager> {
     pub(crate) index: usize,
     pub(crate) pool: Pool<M>,
     down: AtomicBool,
+    /// Set by the lag watch while the replica is past the read pool's [`LagLimit`].
+    ///
+    /// [`LagLimit`]: crate::LagLimit
+    lagging: AtomicBool,
 }
 
 impl<M: Manager> Replica<M> {
@@ -30,11 +34,28 @@ impl<M: Manager> Replica<M> {
             index,
             pool,
             down: AtomicBool::new(false),
+            lagging: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        !self.down.load(Ordering::Relaxed)
+        !self.down.load(Ordering::Relaxed) && !self.is_lagging()
+    }
+
+    pub(crate) fn is_lagging(&self) -> bool {
+        self.lagging.load(Ordering::Relaxed)
+    }
+
+    /// Takes the replica out of rotation while `lagging`, and brings it back once not.
+    pub(crate) fn set_lagging(&self, lagging: bool, lag: &crate::Lag) {
+        if self.lagging.swap(lagging, Ordering::AcqRel) == lagging {
+            return;
+        }
+        if lagging {
+            tracing::warn!(target: "pool_roles", replica = self.index, bytes = ?lag.bytes, time = ?lag.time, "replica lags past its limit: out of rotation");
+        } else {
+            tracing::info!(target: "pool_roles", replica = self.index, bytes = ?lag.bytes, time = ?lag.time, "replica caught up: back in rotation");
+        }
     }
 
     /// Takes the replica out of rotation and starts probing it in the background; it comes

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use common::{Behave, Mock, Op};
 use pool_core::{Manager, Pool};
-use pool_roles::Error;
 use pool_roles::{
     Balance, DatabasePools, Fallback, ReadPool, Replication, Session, Source, WritePool,
 };
+use pool_roles::{Error, Lag};
 
 fn pool(mock: &Mock) -> Pool<Mock> {
     Pool::builder(mock.clone())
@@ -186,6 +186,10 @@ impl Replication for Positions {
 
     async fn replay_position(&self, _: &mut ()) -> Result<u64, std::io::Error> {
         Ok(self.position.load(Ordering::SeqCst))
+    }
+
+    async fn replay_lag(&self, _: &mut ()) -> Result<Lag, std::io::Error> {
+        Ok(Lag::NONE)
     }
 }
 

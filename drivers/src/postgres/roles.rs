@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use pool_roles::{AdminPool, Balance, DatabasePools, Fallback, ReadPool, Replication, WritePool};
+use pool_roles::{
+    AdminPool, Balance, DatabasePools, Fallback, Lag, LagLimit, ReadPool, Replication, WritePool,
+};
 
 use super::config::Config;
 use super::connection::PgConnection;
@@ -65,6 +67,10 @@ pub struct DatabaseConfig {
     /// read, waited for at most this long. Default `None`.
     #[cfg_attr(feature = "serde", serde(default))]
     pub replay_wait: Option<Duration>,
+    /// A replica lagging past this limit leaves read rotation until it catches up (see
+    /// [`Replication::replay_lag`] for what is measured). Default `None`: lag is not watched.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub lag_limit: Option<LagLimit>,
 }
 
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -102,6 +108,7 @@ impl DatabaseConfig {
             replica_timeout: default_replica_timeout(),
             read_your_writes: None,
             replay_wait: None,
+            lag_limit: None,
         })
     }
 
@@ -132,6 +139,7 @@ impl DatabaseConfig {
         }
         config.read_your_writes = duration(&role("READ_YOUR_WRITES"))?.flatten();
         config.replay_wait = duration(&role("REPLAY_WAIT"))?.flatten();
+        config.lag_limit = lag_limit_from_env(prefix)?;
         Ok(config)
     }
 
@@ -148,8 +156,11 @@ impl DatabaseConfig {
             .iter()
             .map(Config::build_pool_lazy)
             .collect::<Result<_, _>>()?;
-        let read =
+        let mut read =
             ReadPool::configured(replicas, self.balance, self.fallback, self.replica_timeout);
+        if let Some(limit) = self.lag_limit {
+            read = read.with_lag_limit(limit);
+        }
         let mut pools = DatabasePools::new(write, read);
         if let Some(admin) = &self.admin {
             // Named apart from the primary, which it usually shares `host:port/database` with.
@@ -169,8 +180,44 @@ impl DatabaseConfig {
     }
 }
 
+/// `{prefix}_MAX_LAG_BYTES`, `{prefix}_MAX_LAG` and `{prefix}_LAG_CHECK_INTERVAL`: a limit
+/// when either bound is set.
+fn lag_limit_from_env(prefix: &str) -> Result<Option<LagLimit>, InvalidConfig> {
+    let name = |suffix: &str| format!("{prefix}_{suffix}");
+    let bytes_name = name("MAX_LAG_BYTES");
+    let max_bytes = var(&bytes_name)?
+        .map(|value| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| InvalidConfig::new(bytes_name.clone(), "is not a number of bytes"))
+        })
+        .transpose()?;
+    let max_time = duration(&name("MAX_LAG"))?.flatten();
+    if max_bytes.is_none() && max_time.is_none() {
+        return Ok(None);
+    }
+    let mut limit = LagLimit {
+        max_bytes,
+        max_time,
+        ..LagLimit::default()
+    };
+    if let Some(interval) = duration(&name("LAG_CHECK_INTERVAL"))?.flatten() {
+        if interval.is_zero() {
+            return Err(InvalidConfig::new(
+                name("LAG_CHECK_INTERVAL"),
+                "must be longer than zero",
+            ));
+        }
+        limit.check_interval = interval;
+    }
+    Ok(Some(limit))
+}
+
 /// WAL positions as bytes since `0/0`: the primary's current insert position, and how far a
-/// replica has replayed (on a primary, which replays nothing, its current position).
+/// replica has replayed (on a primary, which replays nothing, its current position). The lag
+/// is WAL received but not replayed (bytes), and the age of the last replayed transaction
+/// while WAL waits to be replayed (time).
 impl Replication for Manager {
     async fn write_position(&self, conn: &mut PgConnection) -> Result<u64, Error> {
         position(conn, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8").await
@@ -183,6 +230,31 @@ impl Replication for Manager {
             "SELECT (COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_lsn()) - '0/0'::pg_lsn)::int8",
         )
         .await
+    }
+
+    async fn replay_lag(&self, conn: &mut PgConnection) -> Result<Lag, Error> {
+        // On a primary both are NULL. Received WAL can trail replayed WAL (WAL restored from
+        // an archive), hence the floor at zero. The time counts only while WAL waits: with
+        // everything replayed, an idle primary would otherwise make the replica look late.
+        let row = conn
+            .query_one(
+                "SELECT GREATEST(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::int8, \
+                 CASE WHEN pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() \
+                 THEN GREATEST(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)::float8 \
+                 ELSE 0 END",
+                &[],
+            )
+            .await
+            .map_err(Error::Postgres)?;
+        let bytes: Option<i64> = row.get(0);
+        let seconds: Option<f64> = row.get(1);
+        let Some(bytes) = bytes else {
+            return Ok(Lag::NONE);
+        };
+        Ok(Lag {
+            bytes: Some(u64::try_from(bytes).unwrap_or(0)),
+            time: seconds.and_then(|s| Duration::try_from_secs_f64(s).ok()),
+        })
     }
 }
 
