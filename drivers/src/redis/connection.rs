@@ -40,6 +40,9 @@ pub struct RedisConnection {
     /// The database the configuration selects, restored by `reset`.
     db: i64,
     pub(super) session: Session,
+    /// The server's address, when a Sentinel pool needs to compare it with the current
+    /// master's.
+    pub(super) server: Option<(String, u16)>,
 }
 
 impl RedisConnection {
@@ -49,6 +52,7 @@ impl RedisConnection {
             driver,
             db,
             session: Session::default(),
+            server: None,
         }
     }
 
@@ -64,6 +68,13 @@ impl RedisConnection {
     /// closed it, or the runtime that drove it shut down).
     pub fn is_broken(&self) -> bool {
         self.session.is_broken() || self.driver.has_ended()
+    }
+
+    /// Whether the server refused a write with `READONLY` during this connection's life: it
+    /// is a replica, or a master that a failover demoted. A Sentinel pool closes such
+    /// connections so that the next ones go to the current master.
+    pub fn saw_read_only(&self) -> bool {
+        self.session.saw_read_only()
     }
 }
 

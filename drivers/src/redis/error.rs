@@ -48,6 +48,38 @@ pub enum Error {
         /// The server's reply.
         message: String,
     },
+    /// No Sentinel answered (a Sentinel pool asks them in turn for the current servers).
+    #[error("none of the {sentinels} Redis Sentinels answered: {last}")]
+    NoSentinel {
+        /// How many Sentinels were asked.
+        sentinels: usize,
+        /// What the last one failed with.
+        last: String,
+    },
+    /// Every Sentinel that answered says it monitors no service of this name.
+    #[error("no Redis Sentinel monitors a service named {service:?}")]
+    UnknownService {
+        /// The configured service (master) name.
+        service: String,
+    },
+    /// The Sentinels know the service but name no server of the wanted role that is fit
+    /// to use (no healthy replica, say).
+    #[error("the Redis Sentinels name no healthy {role} of {service:?}")]
+    NoServer {
+        /// The configured service name.
+        service: String,
+        /// `master` or `replica`.
+        role: &'static str,
+    },
+    /// A server the Sentinels named, or a pooled connection's server, has another role than
+    /// the pool wants (`ROLE` says so): a failover is under way or just happened.
+    #[error("the Redis server is a {found}, not a {expected}")]
+    WrongRole {
+        /// The role the pool wants: `master` or `slave` (a replica).
+        expected: &'static str,
+        /// The role the server reported.
+        found: String,
+    },
     /// Any other error of the driver: I/O (refused, reset, timed out), protocol, server.
     #[error(transparent)]
     Redis(#[from] RedisError),
@@ -69,14 +101,17 @@ impl Error {
     }
 
     /// Whether retrying can help: no for an unknown host, refused credentials, a database
-    /// the server cannot select, a failed session reset or a setting the client refuses; yes
-    /// for I/O failures and a server at its client limit.
+    /// the server cannot select, a failed session reset, a service no Sentinel monitors or a
+    /// setting the client refuses; yes for I/O failures, a server at its client limit, and
+    /// what a failover causes for a while (no Sentinel answers, no healthy server, a server
+    /// of the wrong role).
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::UnknownHost { .. }
             | Error::Authentication { .. }
             | Error::UnknownDatabase { .. }
-            | Error::ResetFailed { .. } => ErrorKind::Permanent,
+            | Error::ResetFailed { .. }
+            | Error::UnknownService { .. } => ErrorKind::Permanent,
             Error::Redis(e)
                 if matches!(
                     e.kind(),
@@ -87,7 +122,11 @@ impl Error {
             {
                 ErrorKind::Permanent
             }
-            Error::Redis(_) | Error::TooManyConnections { .. } => ErrorKind::Transient,
+            Error::Redis(_)
+            | Error::TooManyConnections { .. }
+            | Error::NoSentinel { .. }
+            | Error::NoServer { .. }
+            | Error::WrongRole { .. } => ErrorKind::Transient,
         }
     }
 }

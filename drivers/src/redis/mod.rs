@@ -1,5 +1,6 @@
-//! Redis pools over single [`redis`] connections, and Redis Cluster pools behind the
-//! `redis-cluster` feature ([`cluster`]).
+//! Redis pools over single [`redis`] connections, Redis Cluster pools behind the
+//! `redis-cluster` feature ([`cluster`]), and pools that follow a Sentinel-managed master (or
+//! its replicas) behind the `redis-sentinel` feature (`sentinel`).
 //!
 //! A pooled connection is a [`RedisConnection`]: one socket to the server (a
 //! [`MultiplexedConnection`](::redis::aio::MultiplexedConnection), the only async connection
@@ -72,6 +73,8 @@ mod config;
 mod connection;
 mod error;
 mod manager;
+#[cfg(feature = "redis-sentinel")]
+pub mod sentinel;
 mod session;
 mod socket;
 

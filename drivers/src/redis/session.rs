@@ -2,7 +2,7 @@
 //! `has_broken`, shared by single and cluster connections.
 
 use ::redis::aio::ConnectionLike;
-use ::redis::{Arg, Cmd, ErrorKind, Pipeline, RedisResult, Value};
+use ::redis::{Arg, Cmd, ErrorKind, Pipeline, RedisResult, ServerErrorKind, Value};
 
 /// What one command does to the connection's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +119,9 @@ pub(crate) struct Session {
     watch: bool,
     /// Some other session setting was changed.
     changed: bool,
+    /// The server refused a write with `READONLY`: it is a replica (perhaps a master demoted
+    /// by a failover).
+    read_only: bool,
 }
 
 impl Session {
@@ -144,6 +147,9 @@ impl Session {
     ) {
         self.in_flight = false;
         if let Err(e) = result {
+            if e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) {
+                self.read_only = true;
+            }
             if !is_server_reply(e) {
                 self.broken = true;
                 return;
@@ -178,6 +184,9 @@ impl Session {
         self.before(std::iter::once(cmd));
         let result = conn.req_packed_command(cmd).await;
         self.after(std::iter::once(cmd), &result);
+        if let Ok(value) = &result {
+            self.note_read_only(std::slice::from_ref(value));
+        }
         result
     }
 
@@ -193,7 +202,30 @@ impl Session {
         self.before(pipeline.cmd_iter());
         let result = conn.req_packed_commands(pipeline, offset, count).await;
         self.after(pipeline.cmd_iter(), &result);
+        if let Ok(values) = &result {
+            self.note_read_only(values);
+        }
         result
+    }
+
+    /// Notes a `READONLY` refusal among replies read in full (a pipeline's, or a
+    /// transaction's inside `EXEC`'s reply).
+    fn note_read_only(&mut self, values: &[Value]) {
+        let refused = values.iter().any(|value| {
+            match value {
+            Value::ServerError(e) => e.kind() == Some(ServerErrorKind::ReadOnly),
+            Value::Array(inner) => inner.iter().any(|v| {
+                matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::ReadOnly))
+            }),
+            _ => false,
+        }
+        });
+        self.read_only |= refused;
+    }
+
+    /// Whether the server refused a write as a replica (`READONLY`).
+    pub(crate) fn saw_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Whether the connection must be closed rather than pooled.
