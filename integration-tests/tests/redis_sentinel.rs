@@ -97,6 +97,17 @@ async fn master_port(sentinel: u16) -> Result<u16, String> {
     Ok(port)
 }
 
+/// The port of the server `conn` is connected to.
+async fn port(conn: &mut impl redis::aio::ConnectionLike) -> Result<u16, String> {
+    let (_, port): (String, u16) = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("port")
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(port)
+}
+
 /// Whether a write on the server at `port` is acknowledged by a replica.
 async fn acknowledges(port: u16) -> Result<(), String> {
     let mut conn = client(port).await;
@@ -217,13 +228,7 @@ async fn the_pool_follows_a_sentinel_failover_to_the_new_master() {
 
         let served_by = |pool: pool_drivers::redis::sentinel::Pool| async move {
             let mut conn = pool.get().await.map_err(|e| format!("{e:#}"))?;
-            let (_, port): (String, u16) = redis::cmd("CONFIG")
-                .arg("GET")
-                .arg("port")
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<u16, String>(port)
+            port(&mut *conn).await
         };
         assert_eq!(served_by(pool.clone()).await.unwrap(), master);
         eventually(
@@ -253,13 +258,7 @@ async fn the_pool_follows_a_sentinel_failover_to_the_new_master() {
                                 .query_async(&mut *conn)
                                 .await
                                 .map_err(|e| e.to_string())?;
-                            let (_, port): (String, u16) = redis::cmd("CONFIG")
-                                .arg("GET")
-                                .arg("port")
-                                .query_async(&mut *conn)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            Ok((port, acked))
+                            Ok((port(&mut *conn).await?, acked))
                         }
                         .await;
                         writes.push(Write {
