@@ -346,8 +346,11 @@ async fn the_pool_follows_a_sentinel_failover_to_the_new_master() {
             .count();
         assert_eq!(late_on_old, 0, "writes reached the demoted master");
         let failed: Vec<_> = writes.iter().filter(|w| w.outcome.is_err()).collect();
-        let window = match (failed.first(), failed.last()) {
-            (Some(first), Some(last)) => last.at.duration_since(first.at),
+        let window = match (
+            failed.iter().map(|w| w.at).min(),
+            failed.iter().map(|w| w.at).max(),
+        ) {
+            (Some(first), Some(last)) => last.duration_since(first),
             _ => Duration::ZERO,
         };
         let on_old = writes

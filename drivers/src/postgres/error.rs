@@ -64,6 +64,15 @@ pub enum Error {
         /// How long ago the oldest unanswered request was sent.
         age: std::time::Duration,
     },
+    /// The session's server no longer has the role the URL's `target_session_attrs` asks
+    /// for: a failover promoted a standby, or fenced or demoted the former primary. Found on
+    /// checkout; the pool closes the connection, and the next connect looks for a server
+    /// with the role again.
+    #[error("the server is no longer {wanted}")]
+    WrongRole {
+        /// `read-write` or `read-only`.
+        wanted: &'static str,
+    },
     /// Any other failure: a refused or lost connection, a server error during check or reset.
     #[error(transparent)]
     Postgres(tokio_postgres::Error),
@@ -87,7 +96,10 @@ impl Error {
                 Some(source)
             }
             Error::Tls(source) | Error::Postgres(source) => Some(source),
-            Error::UnknownHost { .. } | Error::Closed | Error::Undrained { .. } => None,
+            Error::UnknownHost { .. }
+            | Error::Closed
+            | Error::Undrained { .. }
+            | Error::WrongRole { .. } => None,
         }
     }
 
@@ -105,7 +117,9 @@ impl Error {
             | Error::Authentication { .. }
             | Error::UnknownDatabase { .. } => ErrorKind::Permanent,
             Error::Tls(e) if tls_is_permanent(e) => ErrorKind::Permanent,
-            Error::Tls(_) | Error::Closed | Error::Undrained { .. } => ErrorKind::Transient,
+            Error::Tls(_) | Error::Closed | Error::Undrained { .. } | Error::WrongRole { .. } => {
+                ErrorKind::Transient
+            }
             Error::Postgres(e) => match e.as_db_error() {
                 // 08 connection exception, 53 insufficient resources (too_many_connections),
                 // 57 operator intervention (cannot_connect_now, admin_shutdown), 58 system

@@ -13,6 +13,7 @@ use super::connection::PgConnection;
 use super::error::Error;
 use super::statement_stats::{StatementCacheStats, StatementCounters};
 use super::stream::Connector;
+use super::target::TargetRole;
 use crate::InvalidConfig;
 
 /// Opens [`PgConnection`]s and keeps them fit for the next user. Build it with
@@ -33,6 +34,8 @@ pub struct Manager {
     drain_timeout: Duration,
     /// Hits and misses of every connection's statement cache.
     statement_counters: Arc<StatementCounters>,
+    /// The role the URL's `target_session_attrs` asks of the server, checked on checkout.
+    target: Option<TargetRole>,
 }
 
 impl fmt::Debug for Manager {
@@ -44,6 +47,7 @@ impl fmt::Debug for Manager {
             .field("check", &self.check)
             .field("cleanup", &self.cleanup)
             .field("drain_timeout", &self.drain_timeout)
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +96,7 @@ impl Manager {
             // The pool cuts a reset off at its reset_timeout anyway; past it, waiting is moot.
             drain_timeout: config.drain_timeout.min(config.pool.reset_timeout),
             statement_counters: Arc::default(),
+            target: TargetRole::of(config.postgres.get_target_session_attrs()),
         })
     }
 
@@ -157,11 +162,15 @@ impl pool_core::Manager for Manager {
         ))
     }
 
+    /// As [`Check`] says; with `target_session_attrs` in the URL, the round trip asks the
+    /// server for its role instead, so a session on a server that a failover promoted,
+    /// fenced or demoted is closed rather than handed out.
     async fn check(&self, conn: &mut PgConnection) -> Result<(), Error> {
-        match self.check {
-            Check::RoundTrip => conn.batch_execute("").await.map_err(Error::Postgres),
-            Check::IsClosed if conn.is_closed() => Err(Error::Closed),
-            Check::IsClosed => Ok(()),
+        match (self.check, self.target) {
+            (Check::RoundTrip, Some(target)) => target.verify(conn).await,
+            (Check::RoundTrip, None) => conn.batch_execute("").await.map_err(Error::Postgres),
+            (Check::IsClosed, _) if conn.is_closed() => Err(Error::Closed),
+            (Check::IsClosed, _) => Ok(()),
         }
     }
 

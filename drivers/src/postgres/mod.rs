@@ -46,6 +46,7 @@ mod manager;
 mod roles;
 mod statement_stats;
 mod stream;
+mod target;
 #[cfg(feature = "tls")]
 mod tls;
 
