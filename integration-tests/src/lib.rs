@@ -7,6 +7,7 @@
 //! binary ends. With `CI` set, a missing server fails the test instead.
 
 mod docker;
+pub mod failover;
 pub mod faults;
 pub mod invariants;
 pub mod peak;

@@ -7,10 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use integration_tests::failover::{error_window, Writers};
 use integration_tests::invariants::eventually;
 use integration_tests::{skip, unique_name};
 use pool_drivers::postgres::tokio_postgres::{self, NoTls};
@@ -35,15 +34,7 @@ fn bin_dir() -> Option<PathBuf> {
 /// Runs `program` with `args`, as the `postgres` user when this process is root (initdb and
 /// the server refuse to run as root).
 fn run_as_owner(bin: &Path, program: &str, args: &[&str]) {
-    let path = bin.join(program);
-    let mut cmd = if is_root() {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(&path);
-        cmd
-    } else {
-        Command::new(&path)
-    };
-    let output = cmd
+    let output = owner_command(&bin.join(program))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -54,6 +45,17 @@ fn run_as_owner(bin: &Path, program: &str, args: &[&str]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `program`, to be run as the `postgres` user when this process is root.
+fn owner_command(program: &Path) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
 }
 
 fn is_root() -> bool {
@@ -111,15 +113,7 @@ impl Drop for Clusters {
         for name in ["old", "new"] {
             let data = self.data(name);
             if Path::new(&data).join("postmaster.pid").exists() {
-                let program = self.bin.join("pg_ctl");
-                let mut cmd = if is_root() {
-                    let mut cmd = Command::new("runuser");
-                    cmd.args(["-u", "postgres", "--"]).arg(&program);
-                    cmd
-                } else {
-                    Command::new(&program)
-                };
-                let _ = cmd
+                let _ = owner_command(&self.bin.join("pg_ctl"))
                     .args(["-D", &data, "-m", "immediate", "-w", "stop"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -139,13 +133,6 @@ async fn connect(port: u16) -> tokio_postgres::Client {
     .unwrap();
     tokio::spawn(connection);
     client
-}
-
-/// What one write saw: its id, and the port of the server that committed it.
-struct Write {
-    id: i32,
-    outcome: Result<i32, String>,
-    at: Instant,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,38 +205,23 @@ async fn the_write_pool_follows_a_promotion_and_never_writes_to_the_old_primary(
         config.pool.acquire_timeout = Some(Duration::from_secs(30));
         let pool = config.build_pool_lazy().unwrap();
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..3)
-            .map(|w| {
-                let (pool, stop) = (pool.clone(), stop.clone());
-                tokio::spawn(async move {
-                    let mut writes = Vec::new();
-                    let mut id = w * 1_000_000;
-                    while !stop.load(Ordering::Relaxed) {
-                        id += 1;
-                        let outcome = async {
-                            let conn = pool.get().await.map_err(|e| format!("{e:#}"))?;
-                            let row = conn
-                                .query_one(
-                                    "INSERT INTO writes VALUES ($1, inet_server_port()) RETURNING port",
-                                    &[&id],
-                                )
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            Ok::<i32, String>(row.get(0))
-                        }
-                        .await;
-                        writes.push(Write {
-                            id,
-                            outcome,
-                            at: Instant::now(),
-                        });
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    writes
-                })
-            })
-            .collect();
+        let writers = Writers::start(3, {
+            let pool = pool.clone();
+            move |id: i32| {
+                let pool = pool.clone();
+                async move {
+                    let conn = pool.get().await.map_err(|e| format!("{e:#}"))?;
+                    let row = conn
+                        .query_one(
+                            "INSERT INTO writes VALUES ($1, inet_server_port()) RETURNING port",
+                            &[&id],
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<i32, String>(row.get(0))
+                }
+            }
+        });
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         // The failover: the primary stops, the standby is promoted, and the old primary comes
@@ -287,11 +259,7 @@ async fn the_write_pool_follows_a_promotion_and_never_writes_to_the_old_primary(
         )
         .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut writes = Vec::new();
-        for writer in writers {
-            writes.extend(writer.await.unwrap());
-        }
+        let writes = writers.stop().await;
 
         let on = |port: u16| {
             writes
@@ -342,13 +310,7 @@ async fn the_write_pool_follows_a_promotion_and_never_writes_to_the_old_primary(
             "a write went to the old primary after the switch"
         );
         let failed: Vec<_> = writes.iter().filter(|w| w.outcome.is_err()).collect();
-        let window = match (
-            failed.iter().map(|w| w.at).min(),
-            failed.iter().map(|w| w.at).max(),
-        ) {
-            (Some(first), Some(last)) => last.duration_since(first),
-            _ => Duration::ZERO,
-        };
+        let window = error_window(&writes);
         println!(
             "promotion: {} writes, {} on the old primary, {} on the new one, {} failed within {window:?}; \
              first write on the new primary {:?} after the old one was told to stop",

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use integration_tests::failover::{error_window, Writers};
 use integration_tests::invariants::eventually;
 use integration_tests::{skip, unique_name};
 use pool_drivers::redis::redis::{self, AsyncCommands};
@@ -125,12 +126,9 @@ async fn acknowledges(port: u16) -> Result<(), String> {
     }
 }
 
-/// What one write saw.
-struct Write {
-    key: String,
-    /// The port of the server that answered, and how many replicas acknowledged it.
-    outcome: Result<(u16, i64), String>,
-    at: Instant,
+/// The key of write `id`.
+fn key(id: i32) -> String {
+    format!("write:{id}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,39 +237,23 @@ async fn the_pool_follows_a_sentinel_failover_to_the_new_master() {
         .await;
 
         // Writers: each write is a SET then `WAIT 1` for a replica's acknowledgement.
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writers: Vec<_> = (0..3)
-            .map(|w| {
-                let (pool, stop) = (pool.clone(), stop.clone());
-                tokio::spawn(async move {
-                    let mut writes = Vec::new();
-                    let mut i = 0;
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let key = format!("w{w}:{i}");
-                        i += 1;
-                        let outcome = async {
-                            let mut conn = pool.get().await.map_err(|e| format!("{e:#}"))?;
-                            let (): () = conn.set(&key, i).await.map_err(|e| e.to_string())?;
-                            let acked: i64 = redis::cmd("WAIT")
-                                .arg(1)
-                                .arg(200)
-                                .query_async(&mut *conn)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            Ok((port(&mut *conn).await?, acked))
-                        }
-                        .await;
-                        writes.push(Write {
-                            key,
-                            outcome,
-                            at: Instant::now(),
-                        });
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    writes
-                })
-            })
-            .collect();
+        let writers = Writers::start(3, {
+            let pool = pool.clone();
+            move |id: i32| {
+                let pool = pool.clone();
+                async move {
+                    let mut conn = pool.get().await.map_err(|e| format!("{e:#}"))?;
+                    let (): () = conn.set(key(id), id).await.map_err(|e| e.to_string())?;
+                    let acked: i64 = redis::cmd("WAIT")
+                        .arg(1)
+                        .arg(200)
+                        .query_async(&mut *conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok((port(&mut *conn).await?, acked))
+                }
+            }
+        });
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         let failover_at = Instant::now();
@@ -311,11 +293,7 @@ async fn the_pool_follows_a_sentinel_failover_to_the_new_master() {
         )
         .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut writes = Vec::new();
-        for writer in writers {
-            writes.extend(writer.await.unwrap());
-        }
+        let writes = writers.stop().await;
 
         // Every write a replica acknowledged is on the new master, with its value.
         let mut new_master = client(replica).await;
@@ -325,8 +303,12 @@ async fn the_pool_follows_a_sentinel_failover_to_the_new_master() {
             if let Ok((_, acked)) = &write.outcome {
                 if *acked >= 1 {
                     acknowledged += 1;
-                    let value: Option<i64> = new_master.get(&write.key).await.unwrap();
-                    assert!(value.is_some(), "{} was acknowledged and lost", write.key);
+                    let value: Option<i64> = new_master.get(key(write.id)).await.unwrap();
+                    assert!(
+                        value.is_some(),
+                        "{} was acknowledged and lost",
+                        key(write.id)
+                    );
                 } else {
                     unconfirmed += 1;
                 }
@@ -346,13 +328,7 @@ async fn the_pool_follows_a_sentinel_failover_to_the_new_master() {
             .count();
         assert_eq!(late_on_old, 0, "writes reached the demoted master");
         let failed: Vec<_> = writes.iter().filter(|w| w.outcome.is_err()).collect();
-        let window = match (
-            failed.iter().map(|w| w.at).min(),
-            failed.iter().map(|w| w.at).max(),
-        ) {
-            (Some(first), Some(last)) => last.duration_since(first),
-            _ => Duration::ZERO,
-        };
+        let window = error_window(&writes);
         let on_old = writes
             .iter()
             .filter(|w| matches!(w.outcome, Ok((port, _)) if port == master))
