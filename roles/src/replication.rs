@@ -26,6 +26,11 @@ pub trait Replication: Manager {
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 
     /// On a replica: how far behind its primary it is; on a primary, [`Lag::NONE`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The lag watch drops this future after its check timeout; the connection is then left
+    /// to the manager's handling of a request cut off mid-flight.
     fn replay_lag(
         &self,
         conn: &mut Self::Connection,
