@@ -42,6 +42,7 @@ pub struct RedisConnection {
     pub(super) session: Session,
     /// The server's address, when a Sentinel pool needs to compare it with the current
     /// master's.
+    #[cfg_attr(not(feature = "redis-sentinel"), allow(dead_code))]
     pub(super) server: Option<(String, u16)>,
 }
 

@@ -74,6 +74,7 @@ mod connection;
 mod error;
 mod manager;
 #[cfg(feature = "redis-sentinel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
 pub mod sentinel;
 mod session;
 mod socket;

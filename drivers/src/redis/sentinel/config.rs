@@ -146,6 +146,14 @@ impl DriverConfig for SentinelConfig {
         &mut self.pool
     }
 
+    /// `sentinel:service` for a master pool, `sentinel:service/replica` for a replica pool.
+    fn default_pool_name(&self) -> String {
+        match self.role() {
+            ServerRole::Master => format!("sentinel:{}", self.service()),
+            ServerRole::Replica => format!("sentinel:{}/replica", self.service()),
+        }
+    }
+
     /// The [`SentinelManager`] for these settings.
     ///
     /// # Errors
