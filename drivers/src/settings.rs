@@ -432,6 +432,17 @@ pub(crate) fn var(name: &str) -> Result<Option<String>, InvalidConfig> {
     }
 }
 
+/// A yes-or-no setting as URLs and environment variables write it: `true`, `1`, `on` or
+/// `false`, `0`, `off`; `None` for anything else.
+#[cfg_attr(not(any(feature = "postgres", feature = "tcp")), allow(dead_code))]
+pub(crate) fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim() {
+        "true" | "1" | "on" => Some(true),
+        "false" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 fn count(name: &str) -> Result<Option<usize>, InvalidConfig> {
     var(name)?
         .map(|v| {

@@ -190,15 +190,23 @@ impl CancelHandle {
     /// # Cancel safety
     ///
     /// The borrow is checked and the connection marked as cancelled before the first
-    /// `.await`, in one step with respect to the pool's return path. Dropping the future at
-    /// any point after that leaves the request sent or not, but the connection marked, so it
-    /// is closed on return either way and a late request can reach nobody else.
+    /// `.await`, in one step with respect to the pool's return path, so it is closed on
+    /// return either way and a late request can reach nobody else. The request then goes out
+    /// from a task of its own, which dropping the future does not stop: a cancel connection
+    /// cut off half-way is dropped by a pooler in front of the server (PgBouncer 1.18 even
+    /// fails on it), so once started, a request is always delivered or fails by itself.
     pub async fn cancel(&self) -> Result<(), CancelError> {
         if matches!(self.route, Route::NoKey) {
             return Err(CancelError::NoKey);
         }
         self.borrows.begin_cancel(self.taken)?;
-        self.route.send(&self.token).await
+        let route = self.route.clone();
+        let token = self.token.clone();
+        match tokio::spawn(async move { route.send(&token).await }).await {
+            Ok(sent) => sent,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(CancelError::Interrupted),
+        }
     }
 }
 
@@ -229,6 +237,10 @@ pub enum CancelError {
     /// return all the same.
     #[error("the cancel request could not be sent")]
     Send(#[source] tokio_postgres::Error),
+    /// The runtime shut down while the request was on its way; it may or may not have
+    /// reached the server.
+    #[error("the runtime shut down while the cancel request was being sent")]
+    Interrupted,
 }
 
 #[cfg(test)]

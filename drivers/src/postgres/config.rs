@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio_postgres::config::Host;
 
 use super::Manager;
-use crate::settings::{check_url, quoted, unless_secret, UrlGrammar};
+use crate::settings::{
+    check_url, parse_flag, pool_from_env, quoted, unless_secret, url_from_env, var, UrlGrammar,
+};
 use crate::{DriverConfig, InvalidConfig};
 
 /// The `application_name` sessions get when the URL names none, so pooled sessions can be
@@ -170,7 +172,7 @@ impl Cleanup {
 ///
 /// Built from a URL ([`from_url`](Self::from_url)), the environment
 /// ([`from_env`](Self::from_env)) or, with the `serde` feature, deserialized from
-/// `{ url, check, cleanup, statement_cache_capacity, drain_timeout, pool }` (only `url` is
+/// `{ url, check, cleanup, statement_cache_capacity, drain_timeout, pgbouncer, pool }` (only `url` is
 /// required; `drain_timeout` as `{ secs, nanos }`, like the pool's durations). `Debug`
 /// never shows the password.
 ///
@@ -219,6 +221,20 @@ pub struct Config {
     /// [`pool.reset_timeout`](pool_core::Config::reset_timeout); zero closes every connection
     /// returned with a request in flight. Default [`DEFAULT_DRAIN_TIMEOUT`] (1 s).
     pub drain_timeout: Duration,
+    /// PgBouncer mode, for a pooler in transaction mode (PgBouncer's `pool_mode =
+    /// transaction`, or any pooler that hands each transaction to another server
+    /// connection): the server only ever sees the unnamed statement. Every statement
+    /// `tokio_postgres` prepares (for `query`, `prepare`, [`prepare_cached`], its own type
+    /// lookups) is kept client side and parsed again in the same request as each use, so no
+    /// request depends on the server connection an earlier one reached: never "prepared
+    /// statement ... does not exist" or "already exists". The server parses each execution
+    /// anew. Reset only rolls back (a [`Cleanup`] is refused: behind the pooler it would clean
+    /// whichever server connection it reached). Needs a TCP host by name (the driver must see
+    /// the stream). The URL's `pgbouncer=true`, or `{PREFIX}_PGBOUNCER` for
+    /// [`from_env`](DriverConfig::from_env). Default `false`.
+    ///
+    /// [`prepare_cached`]: super::PgConnection::prepare_cached
+    pub pgbouncer: bool,
     /// The pool's own settings.
     pub pool: pool_core::Config,
 }
@@ -250,6 +266,7 @@ impl fmt::Debug for Config {
             .field("cleanup", &self.cleanup)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("drain_timeout", &self.drain_timeout)
+            .field("pgbouncer", &self.pgbouncer)
             .field("pool", &self.pool)
             .finish()
     }
@@ -290,6 +307,35 @@ impl Config {
         }
         Ok(())
     }
+
+    /// What PgBouncer mode cannot work with: a host whose stream the driver cannot see, and a
+    /// clean-up of session state.
+    fn validate_pgbouncer(&self) -> Result<(), InvalidConfig> {
+        if !self.pgbouncer {
+            return Ok(());
+        }
+        let hosts = self.postgres.get_hosts();
+        #[cfg(unix)]
+        let tcp = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, Host::Tcp(_)));
+        #[cfg(not(unix))]
+        let tcp = !hosts.is_empty();
+        if !tcp {
+            return Err(InvalidConfig::new(
+                "pgbouncer",
+                "needs TCP hosts given by name (`host`), not Unix sockets or `hostaddr` alone: \
+                 the driver rewrites statements on the stream it sees",
+            ));
+        }
+        if self.cleanup != Cleanup::default() {
+            return Err(InvalidConfig::new(
+                "cleanup",
+                "cannot be used with pgbouncer: behind a pooler in transaction mode the \
+                 clean-up would run on whichever server connection it reached, not where the \
+                 session state was made",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl DriverConfig for Config {
@@ -326,6 +372,7 @@ impl DriverConfig for Config {
             None => (url, ""),
         };
         let mut ssl_mode = SslMode::default();
+        let mut pgbouncer = false;
         #[cfg(feature = "tls")]
         let mut ssl_root_cert = None;
         let mut kept = Vec::new();
@@ -343,6 +390,14 @@ impl DriverConfig for Config {
                                 "expected disable, prefer, require, verify-ca or verify-full{found}"
                             ),
                         )
+                    })?;
+                }
+                "pgbouncer" => {
+                    let value = percent_decode("pgbouncer", value)?;
+                    pgbouncer = parse_flag(&value).ok_or_else(|| {
+                        let found = quoted(url, &value)
+                            .map_or_else(String::new, |v| format!(", found {v}"));
+                        InvalidConfig::new("pgbouncer", format!("expected true or false{found}"))
                     })?;
                 }
                 "sslrootcert" => {
@@ -401,9 +456,35 @@ impl DriverConfig for Config {
             cleanup: Cleanup::default(),
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            pgbouncer,
             pool: pool_core::Config::default(),
         };
         config.validate_tls()?;
+        config.validate_pgbouncer()?;
+        Ok(config)
+    }
+
+    /// As every driver's (`{prefix}_URL` and the pool settings), and `{prefix}_PGBOUNCER`
+    /// (`true` or `false`), which overrides the URL's `pgbouncer`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidConfig`] naming the variable that is missing or malformed.
+    fn from_env(prefix: &str) -> Result<Self, InvalidConfig> {
+        let variable = format!("{prefix}_URL");
+        let mut config =
+            Self::from_url(&url_from_env(prefix)?).map_err(|e| e.read_from(&variable))?;
+        pool_from_env(prefix, &mut config.pool)?;
+        let variable = format!("{prefix}_PGBOUNCER");
+        if let Some(value) = var(&variable)? {
+            config.pgbouncer = parse_flag(&value).ok_or_else(|| {
+                InvalidConfig::new(
+                    &variable,
+                    format!("expected true or false, found {value:?}"),
+                )
+            })?;
+            config.validate_pgbouncer()?;
+        }
         Ok(config)
     }
 
@@ -423,6 +504,7 @@ impl DriverConfig for Config {
     /// an unreadable `sslrootcert`).
     fn manager(&self) -> Result<Manager, InvalidConfig> {
         self.validate_tls()?;
+        self.validate_pgbouncer()?;
         Manager::new(self)
     }
 
@@ -487,6 +569,8 @@ struct ConfigFile {
     #[serde(default = "default_drain_timeout")]
     drain_timeout: Duration,
     #[serde(default)]
+    pgbouncer: Option<bool>,
+    #[serde(default)]
     pool: pool_core::Config,
 }
 
@@ -510,6 +594,9 @@ impl TryFrom<ConfigFile> for Config {
         config.cleanup = file.cleanup;
         config.statement_cache_capacity = file.statement_cache_capacity;
         config.drain_timeout = file.drain_timeout;
+        if let Some(pgbouncer) = file.pgbouncer {
+            config.pgbouncer = pgbouncer;
+        }
         config.pool = file.pool;
         Ok(config)
     }

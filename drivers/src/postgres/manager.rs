@@ -75,6 +75,7 @@ impl Manager {
         let connector = Connector::new(
             config.ssl_mode,
             direct_tls,
+            config.pgbouncer,
             #[cfg(feature = "tls")]
             tls,
         );

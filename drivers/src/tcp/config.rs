@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::{BoxError, Manager};
-use crate::settings::{parse_duration, quoted, scheme};
+use crate::settings::{parse_duration, parse_flag, quoted, scheme};
 use crate::{DriverConfig, InvalidConfig};
 
 /// A boxed future that may borrow the stream, as the hooks return.
@@ -219,16 +219,9 @@ impl DriverConfig for Config {
                     };
                 }
                 "nodelay" => {
-                    config.nodelay = match value {
-                        "true" | "1" | "on" => true,
-                        "false" | "0" | "off" => false,
-                        _ => {
-                            return Err(bad(format!(
-                                "`nodelay` must be true or false{}",
-                                found(value)
-                            )))
-                        }
-                    };
+                    config.nodelay = parse_flag(value).ok_or_else(|| {
+                        bad(format!("`nodelay` must be true or false{}", found(value)))
+                    })?;
                 }
                 _ => {
                     let name = quoted(url, key).map_or_else(String::new, |k| format!(" {k}"));

@@ -2,6 +2,7 @@
 //! [`Tracker`] and keeps the real cancel key from the client.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio_postgres::Socket;
 use super::framer::{Framer, Piece};
 use super::tags::backend;
 use super::tracker::{BackendKey, Tracker};
+use super::unnamed::UnnamedStatements;
 
 /// Swaps the secret key of the server's `BackendKeyData` for a made-up one on its way to
 /// `tokio_postgres`, and keeps the real one.
@@ -100,6 +102,8 @@ pub(crate) struct PgStream {
     key: KeySwap,
     /// On a connection made to send a cancel request: the request to let through, rewritten.
     cancel: Option<CancelRewrite>,
+    /// In PgBouncer mode: the statement rewriting, and the rewritten bytes not yet written.
+    unnamed: Option<(Box<UnnamedStatements>, Vec<u8>)>,
 }
 
 /// The cancel request `tokio_postgres` writes quotes the made-up key it was shown; on its way
@@ -112,7 +116,13 @@ pub(super) struct CancelRewrite {
     pub(super) sent: [u8; 16],
     /// How many bytes of it went out.
     pub(super) written: usize,
+    /// Once the request is out: how long to wait for the peer to close the connection (see
+    /// [`PgStream::poll_shutdown`]).
+    pub(super) closing: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// How long a cancel connection waits for the peer to close it once the request is out.
+const CANCEL_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl CancelRewrite {
     /// Which bytes of the rewritten request to write for `buf`, which must be the next part
@@ -131,8 +141,18 @@ impl CancelRewrite {
 }
 
 impl PgStream {
-    pub(super) fn new(inner: Inner, tracker: Arc<Tracker>, cancel: Option<BackendKey>) -> Self {
+    /// `unnamed`: send only unnamed statements (see `unnamed`); never on a cancel connection,
+    /// which sends nothing but its one request.
+    pub(super) fn new(
+        inner: Inner,
+        tracker: Arc<Tracker>,
+        cancel: Option<BackendKey>,
+        unnamed: bool,
+    ) -> Self {
+        let unnamed =
+            (unnamed && cancel.is_none()).then(|| (Box::new(UnnamedStatements::new()), Vec::new()));
         PgStream {
+            unnamed,
             inner,
             tracker,
             writes: Framer::new(true),
@@ -142,7 +162,34 @@ impl PgStream {
                 expected: key.cancel_request(key.shown),
                 sent: key.cancel_request(key.real),
                 written: 0,
+                closing: None,
             }),
+        }
+    }
+
+    /// Writes the rewritten bytes still waiting, all of them or `Pending`.
+    fn poll_write_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let waiting = match &mut self.unnamed {
+                Some((_, waiting)) if !waiting.is_empty() => std::mem::take(waiting),
+                _ => return Poll::Ready(Ok(())),
+            };
+            let result = self.poll_write_inner(cx, &waiting);
+            let rest = match &result {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => &waiting[*n..],
+                Poll::Ready(Err(_)) | Poll::Pending => &waiting[..],
+            };
+            if let Some((_, slot)) = &mut self.unnamed {
+                slot.extend_from_slice(rest);
+            }
+            match result {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 
@@ -174,16 +221,31 @@ impl AsyncRead for PgStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let result = match &mut this.inner {
-            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            #[cfg(feature = "tls")]
-            Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        };
-        if let Poll::Ready(Ok(())) = result {
-            let data = &mut buf.filled_mut()[before..];
-            received(&mut this.reads, &mut this.key, &this.tracker, data);
+        loop {
+            let result = match &mut this.inner {
+                Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
+                #[cfg(feature = "tls")]
+                Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            };
+            if let Poll::Ready(Ok(())) = result {
+                let data = &mut buf.filled_mut()[before..];
+                if data.is_empty() {
+                    // The end of the stream.
+                    return result;
+                }
+                received(&mut this.reads, &mut this.key, &this.tracker, data);
+                if let Some((unnamed, _)) = &mut this.unnamed {
+                    let kept = unnamed.incoming(data);
+                    buf.set_filled(before + kept);
+                    // Nothing left (only replies taken out): an empty read would mean the end
+                    // of the stream, so read on.
+                    if kept == 0 {
+                        continue;
+                    }
+                }
+            }
+            return result;
         }
-        result
     }
 }
 
@@ -227,6 +289,21 @@ impl AsyncWrite for PgStream {
             }
             return result;
         }
+        if this.unnamed.is_some() {
+            // The rewritten bytes of earlier writes go first; then these are taken whole.
+            match this.poll_write_rewritten(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|()| 0)),
+            }
+            if let Some((unnamed, waiting)) = &mut this.unnamed {
+                unnamed.outgoing(buf, waiting);
+            }
+            let tracker = &this.tracker;
+            this.writes.feed(buf, |tag, _| tracker.sent(tag));
+            // Errors surface on the next write or flush.
+            let _ = this.poll_write_rewritten(cx);
+            return Poll::Ready(Ok(buf.len()));
+        }
         let result = this.poll_write_inner(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
             let tracker = &this.tracker;
@@ -236,7 +313,12 @@ impl AsyncWrite for PgStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        match this.poll_write_rewritten(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        match &mut this.inner {
             Inner::Plain(s) => Pin::new(s).poll_flush(cx),
             #[cfg(feature = "tls")]
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
@@ -244,10 +326,53 @@ impl AsyncWrite for PgStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        match this.poll_write_rewritten(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        // A cancel request is done when the peer closes the connection, which is what libpq
+        // waits for; shutting the socket for writing first would end it too soon for a pooler
+        // (PgBouncer 1.18 drops a cancel whose connection ends before it has passed the
+        // request on to the server).
+        if let Some(cancel) = this.cancel.as_mut() {
+            let closing = cancel
+                .closing
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(CANCEL_CLOSE_WAIT)));
+            return this.inner.poll_peer_close(cx, closing);
+        }
+        match &mut this.inner {
             Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(feature = "tls")]
             Inner::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Inner {
+    /// Reads (and discards) until the peer closes the connection, or `limit` passes.
+    fn poll_peer_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: &mut Pin<Box<tokio::time::Sleep>>,
+    ) -> Poll<io::Result<()>> {
+        let mut scratch = [0u8; 64];
+        loop {
+            if limit.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            let read = match self {
+                Inner::Plain(s) => Pin::new(s).poll_read(cx, &mut buf),
+                #[cfg(feature = "tls")]
+                Inner::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, &mut buf),
+            };
+            match read {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                // Closed, or failed: either way nothing more will come.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }

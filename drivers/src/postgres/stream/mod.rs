@@ -23,8 +23,13 @@
 //! or TLS, in a [`PgStream`](io::PgStream). The client keeps every other part of its connect
 //! logic (hosts, timeouts, keepalives, cancel tokens).
 //!
+//! In PgBouncer mode the stream also keeps named statements client side and sends only the
+//! unnamed one (see `unnamed`), so no request depends on the server connection an earlier one
+//! reached.
+//!
 //! One concept a file: `tracker` (what the conversation has reached), `framer` (message
-//! boundaries), `io` (the socket wrapper), `negotiate` (TLS), `tags` (the message tags).
+//! boundaries), `io` (the socket wrapper), `negotiate` (TLS), `tags` (the message tags),
+//! `unnamed` (statements for transaction pooling).
 
 mod framer;
 mod io;
@@ -33,6 +38,7 @@ mod tags;
 #[cfg(test)]
 mod tests;
 mod tracker;
+mod unnamed;
 
 pub(crate) use negotiate::{Connector, TlsRefused};
 pub(crate) use tracker::{BackendKey, Tracker};

@@ -46,6 +46,8 @@ pub(crate) struct Connector {
     latest: Arc<Mutex<Option<Arc<Tracker>>>>,
     /// Set on a connector for cancel requests: the session whose real key they carry.
     cancel: Option<BackendKey>,
+    /// Sessions send only unnamed statements (PgBouncer mode, see `unnamed`).
+    unnamed_statements: bool,
 }
 
 impl fmt::Debug for Connector {
@@ -54,6 +56,7 @@ impl fmt::Debug for Connector {
             .field("mode", &self.mode)
             .field("direct_tls", &self.direct_tls)
             .field("cancel", &self.cancel)
+            .field("unnamed_statements", &self.unnamed_statements)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +65,7 @@ impl Connector {
     pub(crate) fn new(
         mode: SslMode,
         direct_tls: bool,
+        unnamed_statements: bool,
         #[cfg(feature = "tls")] tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     ) -> Self {
         Connector {
@@ -71,6 +75,7 @@ impl Connector {
             tls,
             latest: Arc::default(),
             cancel: None,
+            unnamed_statements,
         }
     }
 
@@ -118,6 +123,7 @@ impl MakeTlsConnect<Socket> for Connector {
             host: host.to_owned(),
             tracker,
             cancel: self.cancel,
+            unnamed_statements: self.unnamed_statements,
         })
     }
 }
@@ -132,6 +138,7 @@ pub(crate) struct Handshake {
     host: String,
     tracker: Arc<Tracker>,
     cancel: Option<BackendKey>,
+    unnamed_statements: bool,
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -144,7 +151,12 @@ impl TlsConnect<Socket> for Handshake {
     fn connect(self, socket: Socket) -> Self::Future {
         Box::pin(async move {
             let inner = self.negotiate(socket).await?;
-            Ok(PgStream::new(inner, self.tracker, self.cancel))
+            Ok(PgStream::new(
+                inner,
+                self.tracker,
+                self.cancel,
+                self.unnamed_statements,
+            ))
         })
     }
 }

@@ -15,11 +15,11 @@ pub(super) mod frontend {
     /// `CopyFail`: the client gives up a copy to the server.
     pub(in super::super) const COPY_FAIL: u8 = b'f';
     /// `Parse`.
-    #[cfg(test)]
     pub(in super::super) const PARSE: u8 = b'P';
     /// `Bind`.
-    #[cfg(test)]
     pub(in super::super) const BIND: u8 = b'B';
+    /// `Describe` (a statement or portal).
+    pub(in super::super) const DESCRIBE: u8 = b'D';
     /// `Execute`.
     #[cfg(test)]
     pub(in super::super) const EXECUTE: u8 = b'E';
@@ -30,6 +30,8 @@ pub(super) mod frontend {
 
 /// Messages the server sends.
 pub(super) mod backend {
+    /// `ParseComplete`.
+    pub(in super::super) const PARSE_COMPLETE: u8 = b'1';
     /// `ReadyForQuery`: a request is answered; its body is the transaction status.
     pub(in super::super) const READY_FOR_QUERY: u8 = b'Z';
     /// `ErrorResponse`: the server skips the rest of the request.

@@ -306,6 +306,7 @@ fn only_this_sessions_cancel_request_goes_out_with_the_real_key() {
         expected: key.cancel_request(key.shown),
         sent: key.cancel_request(key.real),
         written: 0,
+        closing: None,
     };
     let request = key.cancel_request(key.shown);
     assert_eq!(rewrite.next(&request[..10]).unwrap(), 0..10);
@@ -328,4 +329,110 @@ fn only_this_sessions_cancel_request_goes_out_with_the_real_key() {
         !shown.contains("1, 2") && !shown.contains("9, 9"),
         "{shown}"
     );
+}
+
+/// The messages in `wire` (tagged), as (tag, body).
+fn messages(mut wire: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !wire.is_empty() {
+        let len = u32::from_be_bytes([wire[1], wire[2], wire[3], wire[4]]) as usize;
+        out.push((wire[0], wire[5..1 + len].to_vec()));
+        wire = &wire[1 + len..];
+    }
+    out
+}
+
+#[test]
+fn named_statements_go_out_unnamed_and_are_parsed_again_where_used() {
+    use super::unnamed::UnnamedStatements;
+
+    let mut unnamed = UnnamedStatements::new();
+    let mut startup = 8u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(&[0, 3, 0, 0]);
+    let parse_body = b"s1\0SELECT $1\0\0\x01\0\0\0\x17".to_vec();
+    let mut prepare = message(frontend::PARSE, &parse_body);
+    prepare.extend(message(frontend::DESCRIBE, b"Ss1\0"));
+    prepare.extend(message(frontend::SYNC, b""));
+    let mut execute = message(frontend::BIND, b"\0s1\0\0\0\0\0\0\0");
+    execute.extend(message(frontend::EXECUTE, b"\0\0\0\0\0"));
+    execute.extend(message(frontend::SYNC, b""));
+    let mut close = message(frontend::CLOSE, b"Ss1\0");
+    close.extend(message(frontend::SYNC, b""));
+
+    // Written one byte at a time: whole messages come out all the same.
+    let mut out = Vec::new();
+    for byte in startup.iter().chain(&prepare).chain(&execute).chain(&close) {
+        unnamed.outgoing(std::slice::from_ref(byte), &mut out);
+    }
+    assert_eq!(out[..8], startup[..]);
+    let sent = messages(&out[8..]);
+    let unnamed_parse = (frontend::PARSE, parse_body[2..].to_vec());
+    assert_eq!(
+        sent,
+        vec![
+            unnamed_parse.clone(),
+            (frontend::DESCRIBE, b"S\0".to_vec()),
+            (frontend::SYNC, vec![]),
+            // The execution is a request of its own: the statement is parsed again in it.
+            unnamed_parse,
+            (frontend::BIND, b"\0\0\0\0\0\0\0\0".to_vec()),
+            (frontend::EXECUTE, b"\0\0\0\0\0".to_vec()),
+            (frontend::SYNC, vec![]),
+            (frontend::CLOSE, b"S\0".to_vec()),
+            (frontend::SYNC, vec![]),
+        ]
+    );
+
+    // The replies: the added Parse's ParseComplete is taken out, split anywhere.
+    let ready = message(backend::READY_FOR_QUERY, &[status::IDLE]);
+    let mut replies = ready.clone();
+    replies.extend(message(backend::PARSE_COMPLETE, b""));
+    replies.extend(message(b't', b"\0\x01\0\0\0\x17"));
+    replies.extend(message(b'n', b""));
+    replies.extend(ready.clone());
+    let expected = replies.clone();
+    replies.extend(message(backend::PARSE_COMPLETE, b""));
+    let mut expected_all = expected;
+    let rest = [
+        message(backend::BIND_COMPLETE, b""),
+        message(backend::COMMAND_COMPLETE, b"SELECT 0\0"),
+        ready.clone(),
+        message(b'3', b""),
+        ready,
+    ]
+    .concat();
+    replies.extend(&rest);
+    expected_all.extend(&rest);
+    let mut kept = Vec::new();
+    for chunk in replies.chunks(3) {
+        let mut data = chunk.to_vec();
+        let n = unnamed.incoming(&mut data);
+        kept.extend_from_slice(&data[..n]);
+    }
+    assert_eq!(kept, expected_all);
+}
+
+#[test]
+fn a_refused_parse_takes_its_statement_and_pending_completions_with_it() {
+    use super::unnamed::UnnamedStatements;
+
+    let mut unnamed = UnnamedStatements::new();
+    let mut out = Vec::new();
+    unnamed.outgoing(&8u32.to_be_bytes(), &mut out);
+    unnamed.outgoing(&[0, 3, 0, 0], &mut out);
+    let mut prepare = message(frontend::PARSE, b"s2\0SELEC\0\0\0");
+    prepare.extend(message(frontend::SYNC, b""));
+    unnamed.outgoing(&prepare, &mut out);
+    let mut startup_ready = message(backend::READY_FOR_QUERY, &[status::IDLE]);
+    let n = unnamed.incoming(&mut startup_ready);
+    assert_eq!(n, startup_ready.len());
+    let mut refused = message(backend::ERROR_RESPONSE, b"Mno\0\0");
+    refused.extend(message(backend::READY_FOR_QUERY, &[status::IDLE]));
+    let len = refused.len();
+    assert_eq!(unnamed.incoming(&mut refused), len);
+    // A Bind of it now goes to the server as it is, which answers for it.
+    out.clear();
+    let bind = message(frontend::BIND, b"\0s2\0\0\0\0\0\0\0");
+    unnamed.outgoing(&bind, &mut out);
+    assert_eq!(out, bind);
 }
