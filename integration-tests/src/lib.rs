@@ -107,15 +107,41 @@ pub async fn server(kind: Kind) -> Option<Server> {
             Err(why) => why,
         }
     };
-    let missing = format!(
+    missing(&format!(
         "no {kind}: set {} (see the README), or let testcontainers start one: {why}",
         kind.variable()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{missing}; CI is set, so this is a failure");
-    }
-    skip(&missing);
+    ));
     None
+}
+
+/// The URL in `variable`, of a server no container stands in for (`what` says what it is,
+/// for the message): else, as [`server`], the calling test is skipped loudly, or fails when
+/// `CI` is set.
+///
+/// Returns `None` when the variable is unset and `CI` is not set; the caller returns early.
+///
+/// # Panics
+///
+/// When `CI` is set and the variable is not, or when it names no loopback address.
+pub fn url_from_env(variable: &str, what: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(url) => {
+            check_loopback_variable(variable, &url);
+            Some(url)
+        }
+        Err(_) => {
+            missing(&format!("no {what}: set {variable} (see the README)"));
+            None
+        }
+    }
+}
+
+/// Skips the calling test because `why`, or fails it when `CI` is set.
+fn missing(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}; CI is set, so this is a failure");
+    }
+    skip(why);
 }
 
 /// The port a primary container also publishes for a replica started later (which shares its
@@ -271,6 +297,11 @@ async fn local_url(template: &str, kind: Kind, container: &Container, port: u16)
 
 /// Tests only ever talk to this machine.
 fn check_loopback(kind: Kind, url: &str) {
+    check_loopback_variable(kind.variable(), url);
+}
+
+/// Refuses a URL in `variable` that names no loopback address.
+fn check_loopback_variable(variable: &str, url: &str) {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = after_scheme.split(['/', '?']).next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -287,8 +318,7 @@ fn check_loopback(kind: Kind, url: &str) {
             .is_ok_and(|ip| ip.is_loopback());
     assert!(
         loopback,
-        "{} must name a loopback address, found host {host:?}",
-        kind.variable()
+        "{variable} must name a loopback address, found host {host:?}"
     );
 }
 
