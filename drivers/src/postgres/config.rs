@@ -4,11 +4,12 @@ use std::fmt;
 #[cfg(feature = "tls")]
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::config::Host;
 
-use super::Manager;
+use super::{CredentialSource, Manager};
 use crate::settings::{
     check_url, parse_flag, pool_from_env, quoted, unless_secret, url_from_env, var, UrlGrammar,
 };
@@ -235,6 +236,19 @@ pub struct Config {
     ///
     /// [`prepare_cached`]: super::PgConnection::prepare_cached
     pub pgbouncer: bool,
+    /// Where each connect gets its password (or token), and optionally its role and expiry:
+    /// asked before every connect, in place of the URL's password. Default `None`: the URL's.
+    /// Set it with [`with_credentials`](Self::with_credentials). Not read from a URL, the
+    /// environment or serde.
+    pub credentials: Option<Arc<dyn CredentialSource>>,
+    /// With [`credentials`](Self::credentials) that say when they expire: how long before
+    /// that a connection opened with them is retired (closed when it is returned, or instead
+    /// of being handed out from idle), so no session outlives the credential it logged in
+    /// with. Make it longer than a borrow lasts: a connection in use is retired only once it
+    /// comes back.
+    /// PostgreSQL itself keeps a session whose password changed or expired, so this is for
+    /// policies that want none left. Default `None`: connections live their normal life.
+    pub retire_before_expiry: Option<Duration>,
     /// The pool's own settings.
     pub pool: pool_core::Config,
 }
@@ -267,12 +281,39 @@ impl fmt::Debug for Config {
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("drain_timeout", &self.drain_timeout)
             .field("pgbouncer", &self.pgbouncer)
+            .field("credentials", &self.credentials.as_ref().map(|_| "source"))
+            .field("retire_before_expiry", &self.retire_before_expiry)
             .field("pool", &self.pool)
             .finish()
     }
 }
 
 impl Config {
+    /// These settings, with each connect's credentials from `source` (see
+    /// [`credentials`](Self::credentials)).
+    pub fn with_credentials(mut self, source: impl CredentialSource) -> Self {
+        self.credentials = Some(Arc::new(source));
+        self
+    }
+
+    /// These settings, with connections retired `margin` before their credentials expire
+    /// (see [`retire_before_expiry`](Self::retire_before_expiry)).
+    pub fn with_retire_before_expiry(mut self, margin: Duration) -> Self {
+        self.retire_before_expiry = Some(margin);
+        self
+    }
+
+    fn validate_credentials(&self) -> Result<(), InvalidConfig> {
+        if self.retire_before_expiry.is_some() && self.credentials.is_none() {
+            return Err(InvalidConfig::new(
+                "retire_before_expiry",
+                "needs a credential source that says when credentials expire \
+                 (Config::with_credentials)",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_tls(&self) -> Result<(), InvalidConfig> {
         #[cfg(not(feature = "tls"))]
         if self.ssl_mode.needs_tls() {
@@ -457,6 +498,8 @@ impl DriverConfig for Config {
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             pgbouncer,
+            credentials: None,
+            retire_before_expiry: None,
             pool: pool_core::Config::default(),
         };
         config.validate_tls()?;
@@ -505,6 +548,7 @@ impl DriverConfig for Config {
     fn manager(&self) -> Result<Manager, InvalidConfig> {
         self.validate_tls()?;
         self.validate_pgbouncer()?;
+        self.validate_credentials()?;
         Manager::new(self)
     }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tokio::task::JoinHandle;
 use tokio_postgres::types::Type;
@@ -52,6 +53,7 @@ pub struct PgConnection {
     borrows: Arc<Borrows>,
     /// The manager's hit and miss counts, which this connection's lookups add to.
     statement_counters: Arc<StatementCounters>,
+    retire_at: Option<Instant>,
 }
 
 impl PgConnection {
@@ -62,6 +64,7 @@ impl PgConnection {
         connector: Connector,
         capacity: usize,
         statement_counters: Arc<StatementCounters>,
+        retire_at: Option<Instant>,
     ) -> Self {
         PgConnection {
             client,
@@ -71,6 +74,7 @@ impl PgConnection {
             statements: Mutex::new(StatementCache::new(capacity)),
             borrows: Arc::default(),
             statement_counters,
+            retire_at,
         }
     }
 
@@ -108,6 +112,16 @@ impl PgConnection {
     /// in which case the connection must not be reused.
     pub(crate) fn end_borrow(&self) -> bool {
         self.borrows.end()
+    }
+
+    /// When the pool retires this connection because the credentials it logged in with
+    /// expire (their expiry less [`Config::retire_before_expiry`](super::Config)): from then
+    /// on it is closed when it is returned or found idle, rather than reused. (A connection
+    /// returned just before may still go straight to a caller waiting for one, and a borrow
+    /// may last past it: the margin is what covers them.) `None` when no retirement was asked
+    /// for or the credentials did not say when they expire.
+    pub fn retire_at(&self) -> Option<Instant> {
+        self.retire_at
     }
 
     /// The client.

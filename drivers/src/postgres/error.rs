@@ -73,6 +73,11 @@ pub enum Error {
         /// `read-write` or `read-only`.
         wanted: &'static str,
     },
+    /// The [`CredentialSource`](super::CredentialSource) failed, or gave a credential that
+    /// expires before [`Config::retire_before_expiry`](super::Config::retire_before_expiry)
+    /// would let a connection live at all; nothing was connected.
+    #[error("the credential source gave no usable credentials")]
+    Credentials(#[source] super::CredentialError),
     /// Any other failure: a refused or lost connection, a server error during check or reset.
     #[error(transparent)]
     Postgres(tokio_postgres::Error),
@@ -99,7 +104,8 @@ impl Error {
             Error::UnknownHost { .. }
             | Error::Closed
             | Error::Undrained { .. }
-            | Error::WrongRole { .. } => None,
+            | Error::WrongRole { .. }
+            | Error::Credentials(_) => None,
         }
     }
 
@@ -117,9 +123,12 @@ impl Error {
             | Error::Authentication { .. }
             | Error::UnknownDatabase { .. } => ErrorKind::Permanent,
             Error::Tls(e) if tls_is_permanent(e) => ErrorKind::Permanent,
-            Error::Tls(_) | Error::Closed | Error::Undrained { .. } | Error::WrongRole { .. } => {
-                ErrorKind::Transient
-            }
+            // A credential source may well answer in a moment (a vault that restarts).
+            Error::Tls(_)
+            | Error::Closed
+            | Error::Undrained { .. }
+            | Error::WrongRole { .. }
+            | Error::Credentials(_) => ErrorKind::Transient,
             Error::Postgres(e) => match e.as_db_error() {
                 // 08 connection exception, 53 insufficient resources (too_many_connections),
                 // 57 operator intervention (cannot_connect_now, admin_shutdown), 58 system

@@ -1,5 +1,6 @@
 //! [`Manager`]: opens, checks and resets PostgreSQL sessions for the pool.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use tokio_postgres::AsyncMessage;
 
 use super::config::{Check, Config};
 use super::connection::PgConnection;
+use super::credentials::CredentialSource;
 use super::error::Error;
 use super::statement_stats::{StatementCacheStats, StatementCounters};
 use super::stream::Connector;
@@ -36,6 +38,10 @@ pub struct Manager {
     statement_counters: Arc<StatementCounters>,
     /// The role the URL's `target_session_attrs` asks of the server, checked on checkout.
     target: Option<TargetRole>,
+    /// Where each connect's credentials come from, if not the URL.
+    credentials: Option<Arc<dyn CredentialSource>>,
+    /// How long before their credentials expire connections are retired, if at all.
+    retire_before_expiry: Option<Duration>,
 }
 
 impl fmt::Debug for Manager {
@@ -48,6 +54,8 @@ impl fmt::Debug for Manager {
             .field("cleanup", &self.cleanup)
             .field("drain_timeout", &self.drain_timeout)
             .field("target", &self.target)
+            .field("credentials", &self.credentials.as_ref().map(|_| "source"))
+            .field("retire_before_expiry", &self.retire_before_expiry)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +106,8 @@ impl Manager {
             drain_timeout: config.drain_timeout.min(config.pool.reset_timeout),
             statement_counters: Arc::default(),
             target: TargetRole::of(config.postgres.get_target_session_attrs()),
+            credentials: config.credentials.clone(),
+            retire_before_expiry: config.retire_before_expiry,
         })
     }
 
@@ -105,6 +115,35 @@ impl Manager {
     /// (reach it through the pool: `pool.manager().statement_cache_stats()`).
     pub fn statement_cache_stats(&self) -> StatementCacheStats {
         self.statement_counters.read()
+    }
+
+    /// The settings to log in with: the configured ones, or with the credentials the source
+    /// gives now; and when a connection opened with them is to be retired.
+    async fn login(&self) -> Result<(Cow<'_, tokio_postgres::Config>, Option<Instant>), Error> {
+        let Some(source) = &self.credentials else {
+            return Ok((Cow::Borrowed(&self.postgres), None));
+        };
+        let credentials = source.credentials().await.map_err(Error::Credentials)?;
+        let retire_at = match (self.retire_before_expiry, credentials.expiry()) {
+            (Some(margin), Some(expiry)) => {
+                let at = expiry.checked_sub(margin).unwrap_or(expiry);
+                if at <= Instant::now() {
+                    return Err(Error::Credentials(
+                        "the credentials expire sooner than retire_before_expiry allows a \
+                         connection to live"
+                            .into(),
+                    ));
+                }
+                Some(at)
+            }
+            _ => None,
+        };
+        let mut postgres = self.postgres.clone();
+        if let Some(user) = credentials.role() {
+            postgres.user(user);
+        }
+        postgres.password(credentials.password());
+        Ok((Cow::Owned(postgres), retire_at))
     }
 
     /// A request sent at `sent` and still unanswered is too old to wait for.
@@ -118,10 +157,11 @@ impl pool_core::Manager for Manager {
     type Error = Error;
 
     async fn connect(&self) -> Result<PgConnection, Error> {
+        let (postgres, retire_at) = self.login().await?;
         let connector = self.connector.fresh();
-        let (client, mut connection) = match self.postgres.connect(connector.clone()).await {
+        let (client, mut connection) = match postgres.connect(connector.clone()).await {
             Ok(pair) => pair,
-            Err(e) => return Err(Error::from_connect(e, &self.postgres).await),
+            Err(e) => return Err(Error::from_connect(e, &postgres).await),
         };
         // Without a watched stream the tracker the connector made sees nothing, and an empty
         // view would pass for a settled, idle session.
@@ -160,6 +200,7 @@ impl pool_core::Manager for Manager {
             connector,
             self.statement_cache_capacity,
             Arc::clone(&self.statement_counters),
+            retire_at,
         ))
     }
 
@@ -248,7 +289,8 @@ impl pool_core::Manager for Manager {
     /// borrower abandoned is already older than
     /// [`Config::drain_timeout`](super::Config::drain_timeout) (a query that slow is likely to
     /// run on, and waiting for it is not worth the next caller's time); or a result was left
-    /// part-read while its rows streamed in (the rest may be huge). Runs when the pool takes
+    /// part-read while its rows streamed in (the rest may be huge); or the connection is due
+    /// to retire because its credentials expire ([`PgConnection::retire_at`]). Runs when the pool takes
     /// the connection back and again before handing it out; each time it ends the borrow, so
     /// handles taken during it stop working. A younger abandoned request does not count:
     /// reset waits for its reply instead.
@@ -256,12 +298,19 @@ impl pool_core::Manager for Manager {
         let cancelled = conn.end_borrow();
         cancelled
             || conn.is_closed()
+            || conn.retire_at().is_some_and(|at| Instant::now() >= at)
             || conn.tracker().is_some_and(|t| {
                 t.streaming() || t.abandoned_since().is_some_and(|sent| self.overdue(sent))
             })
     }
 
+    /// As [`Error::kind`], except that with a credential source a refused login is
+    /// transient: the credentials may have rotated between the source handing them out and
+    /// the server reading them, and the next connect asks the source again.
     fn classify(&self, error: &Error) -> ErrorKind {
-        error.kind()
+        match error {
+            Error::Authentication { .. } if self.credentials.is_some() => ErrorKind::Transient,
+            _ => error.kind(),
+        }
     }
 }

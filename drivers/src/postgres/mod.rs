@@ -40,6 +40,7 @@
 mod cancel;
 mod config;
 mod connection;
+mod credentials;
 mod error;
 mod manager;
 #[cfg(feature = "roles")]
@@ -58,6 +59,7 @@ pub use config::{
     DEFAULT_STATEMENT_CACHE_CAPACITY,
 };
 pub use connection::PgConnection;
+pub use credentials::{CredentialError, CredentialFuture, CredentialSource, Credentials};
 pub use error::Error;
 pub use manager::Manager;
 #[cfg(feature = "roles")]
