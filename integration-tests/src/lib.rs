@@ -107,7 +107,7 @@ pub async fn server(kind: Kind) -> Option<Server> {
             Err(why) => why,
         }
     };
-    missing(&format!(
+    skip_or_fail(&format!(
         "no {kind}: set {} (see the README), or let testcontainers start one: {why}",
         kind.variable()
     ));
@@ -130,14 +130,19 @@ pub fn url_from_env(variable: &str, what: &str) -> Option<String> {
             Some(url)
         }
         Err(_) => {
-            missing(&format!("no {what}: set {variable} (see the README)"));
+            skip_or_fail(&format!("no {what}: set {variable} (see the README)"));
             None
         }
     }
 }
 
-/// Skips the calling test because `why`, or fails it when `CI` is set.
-fn missing(why: &str) {
+/// Skips the calling test because `why` (something it needs is missing), or fails it when
+/// `CI` is set.
+///
+/// # Panics
+///
+/// When `CI` is set.
+pub fn skip_or_fail(why: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{why}; CI is set, so this is a failure");
     }

@@ -68,6 +68,16 @@ async fn reconnect_server_side(url: &str) {
     let _ = driver.await;
 }
 
+/// Drops the test's table, then closes the pool.
+async fn drop_table(pool: &Pool, table: &str) {
+    let conn = pool.get().await.expect("a connection");
+    conn.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .expect("the table is dropped");
+    drop(conn);
+    pool.close();
+}
+
 /// One round of a task's work: each kind of use a web service makes of a connection.
 async fn round(
     pool: &Pool,
@@ -359,12 +369,7 @@ async fn copy_out_works_in_pgbouncer_mode() {
         }
     };
     let outcome = tokio::time::timeout(Duration::from_secs(60), work).await;
-    let conn = pool.get().await.expect("a connection");
-    conn.batch_execute(&format!("DROP TABLE {table}"))
-        .await
-        .expect("the table is dropped");
-    drop(conn);
-    pool.close();
+    drop_table(&pool, &table).await;
     outcome.expect("the copies end within a minute");
 }
 
@@ -408,10 +413,7 @@ async fn pgbouncer_mode_keeps_copy_from_stdin_in_step() {
         }
     };
     let outcome = tokio::time::timeout(Duration::from_secs(30), work).await;
-    conn.batch_execute(&format!("DROP TABLE {table}"))
-        .await
-        .expect("the table is dropped");
     drop(conn);
-    pool.close();
+    drop_table(&pool, &table).await;
     outcome.expect("the copies end within 30 s");
 }
