@@ -95,13 +95,14 @@ pub(crate) enum Verdict {
 }
 
 impl Recycle {
-    /// The verdict for a connection returned at `now` (it was handed out at `meta.last_used`);
-    /// `needs_reset` asks the manager, and is asked only where the answer matters.
+    /// The verdict for a connection handed out at `handed_out` and returned at `now`;
+    /// `needs_reset` is the manager's answer for it.
     pub(crate) fn verdict(
         &self,
         meta: &Meta,
+        handed_out: Nanos,
         now: Nanos,
-        needs_reset: impl FnOnce() -> bool,
+        needs_reset: bool,
     ) -> Verdict {
         match self {
             Recycle::Fast => Verdict::Keep(Cleanup::Reset),
@@ -114,8 +115,8 @@ impl Recycle {
                 let worn = rules.replace_after_uses.is_some_and(|n| meta.uses >= n);
                 if old || worn {
                     Verdict::Replace
-                } else if now.saturating_sub(meta.last_used) >= nanos(rules.full_reset_after)
-                    && needs_reset()
+                } else if now.saturating_sub(handed_out) >= nanos(rules.full_reset_after)
+                    && needs_reset
                 {
                     Verdict::Keep(Cleanup::Full)
                 } else {

@@ -687,13 +687,13 @@ impl<M: Manager> Shared<M> {
         let now = live.meta.last_used;
         st.note_outcome(broken.is_some(), now);
         let goes_idle = st.queue.is_empty();
-        let mut verdict = Verdict::Keep(Cleanup::Reset);
-        if broken.is_none() {
-            // The rules read when it was handed out.
-            live.meta.last_used = handed_out;
-            verdict = st.config.recycle.verdict(&live.meta, now, || needs_reset);
-            live.meta.last_used = now;
-        }
+        let verdict = match broken {
+            Some(_) => Verdict::Keep(Cleanup::Reset),
+            None => st
+                .config
+                .recycle
+                .verdict(&live.meta, handed_out, now, needs_reset),
+        };
         live.meta.cleanup = match verdict {
             Verdict::Keep(cleanup) => cleanup,
             Verdict::Replace => Cleanup::None,
