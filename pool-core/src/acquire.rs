@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::bounded::bounded;
-use crate::checkout::Checkout;
 use crate::config::SelfDeadlock;
 use crate::connection::{Live, PooledConnection};
 use crate::error::{Error, TimeoutError, TimeoutStage};
@@ -21,6 +20,7 @@ use crate::queue::{Grant, Key};
 use crate::recycle::Cleanup;
 use crate::shared::{Policy, Shared, State};
 use crate::stats::CloseReason;
+use crate::taken::Taken;
 use crate::waiter::Waiter;
 
 /// How long an acquire may wait.
@@ -63,7 +63,7 @@ enum Inspected<'a, M: Manager> {
     /// Nothing: hand it out.
     Ready(Live<M::Connection>),
     /// A reset, a check or both, under a guard that closes it if the caller goes away.
-    Work(Checkout<'a, M>, Work),
+    Work(Taken<'a, M>, Work),
     /// It was closed (expired, or broken while idle).
     Closed,
 }
@@ -327,7 +327,7 @@ fn inspect<'a, M: Manager>(
         None
     };
     if let Some(reason) = close {
-        Checkout::new(shared, live).close(reason);
+        Taken::new(shared, live).close(reason);
         if reason == CloseReason::Broken {
             shared.acquisition_failed();
         }
@@ -342,7 +342,7 @@ fn inspect<'a, M: Manager>(
         check: policy.check_on_checkout && !fresh,
     };
     if work.reset != Cleanup::None || work.check {
-        Inspected::Work(Checkout::new(shared, live), work)
+        Inspected::Work(Taken::new(shared, live), work)
     } else {
         // From here on, when it was handed out.
         live.meta.last_used = now;
@@ -361,7 +361,7 @@ fn inspect<'a, M: Manager>(
 /// while the reset and check run, and counted again once they passed.
 async fn prepare<M: Manager>(
     shared: &Arc<Shared<M>>,
-    mut checkout: Checkout<'_, M>,
+    mut checkout: Taken<'_, M>,
     work: Work,
     request: Request<'_>,
     direct: bool,
@@ -437,7 +437,7 @@ fn timeout<M: Manager>(
     Error::Timeout(TimeoutError {
         waited: start.elapsed(),
         stage,
-        in_use: st.in_use,
+        in_use: st.ledger.in_use(),
         max_size: st.config.max_size,
         waiting: st.queue.len(),
         last_error: st.last_error.clone(),

@@ -28,7 +28,7 @@ impl<M: Manager> Drop for Slot<M> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             let mut st = shared.lock();
-            st.connecting -= 1;
+            st.ledger.end_connects(1);
             shared.settle(st, None);
         }
     }
@@ -54,13 +54,13 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
             Ok(conn) => {
                 let took = begun.elapsed();
                 let mut st = shared.lock();
-                st.connecting -= 1;
+                st.ledger.end_connects(1);
                 st.stats.connect_time.record(took);
                 shared.metrics.created(took);
                 // The server is back: connects still sleeping in their backoff try again now
                 // rather than when their pause ends, so a pool refills at once.
                 if st.failures > 0 {
-                    shared.recovered.notify_waiters();
+                    shared.retry_now.notify_waiters();
                 }
                 st.failures = 0;
                 st.permanent_failure = false;
@@ -86,7 +86,7 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
         tracing::warn!(target: "pool_core::connect", error = %error, permanent, "opening a connection failed");
         // Made before the state is read, so a recovery or close signalled after that still
         // wakes the pause below.
-        let recovered = shared.recovered.notified();
+        let retry_now = shared.retry_now.notified();
         let pause = {
             let mut st = shared.lock();
             st.stats.connects_failed += 1;
@@ -104,10 +104,10 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
                 st.fail_waiters(&error);
             }
             // This connect is one of `connecting`: go on only while it is still wanted.
-            (!permanent && !st.closed && st.demand() >= st.connecting).then_some(pause)
+            (!permanent && !st.closed && st.demand() >= st.ledger.connecting()).then_some(pause)
         };
         let Some(pause) = pause else { return };
-        let _ = tokio::time::timeout(pause, recovered).await;
+        let _ = tokio::time::timeout(pause, retry_now).await;
     }
 }
 
@@ -165,7 +165,7 @@ pub(crate) async fn open_initial<M: Manager>(
                 st.stats.connect_time.record(took);
                 shared.metrics.created(took);
                 let live = shared.new_live(conn, &st);
-                st.idle.push_back(live);
+                st.ledger.make_idle(live);
             }
             Err(error) => {
                 st.stats.connects_failed += 1;

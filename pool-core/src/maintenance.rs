@@ -16,7 +16,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::bounded::bounded;
-use crate::checkout::Checkout;
 use crate::clock::{nanos, Nanos, RESOLUTION};
 use crate::connection::Live;
 use crate::connector::CatchUnwind;
@@ -25,6 +24,7 @@ use crate::manager::Manager;
 use crate::recycle::Cleanup;
 use crate::shared::{Shared, State};
 use crate::stats::CloseReason;
+use crate::taken::Taken;
 use crate::upkeep::UpkeepLevel;
 
 /// How long a connection returned with session state to undo (an open transaction, say) may sit
@@ -179,8 +179,8 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>, levels: &[UpkeepLevel]) -> b
         // The earliest moment a connection returned dirty, too recently to clean now, will have
         // sat idle for `TEND_AFTER`.
         let mut tend_next: Option<Nanos> = None;
-        let mut idle_left = st.idle.len();
-        let idle = std::mem::take(&mut st.idle);
+        let mut idle_left = st.ledger.idle();
+        let idle = st.ledger.take_all_idle();
         for live in idle {
             let meta = &live.meta;
             let mut reason = if meta.generation != generation || excess > 0 {
@@ -222,10 +222,10 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>, levels: &[UpkeepLevel]) -> b
                         tend_next = Some(tend_next.map_or(tend_at, |t| t.min(tend_at)));
                     }
                     if check || clean {
-                        st.in_use += 1;
+                        st.ledger.count_in_use();
                         to_tend.push((live, check));
                     } else {
-                        st.idle.push_back(live);
+                        st.ledger.make_idle(live);
                     }
                 }
             }
@@ -238,7 +238,7 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>, levels: &[UpkeepLevel]) -> b
             st.retire_at = Some(Instant::now() + gap);
         }
         if let Some(limits) = st.config.soft_limits {
-            let (in_use, max_size) = (st.in_use, st.config.max_size);
+            let (in_use, max_size) = (st.ledger.in_use(), st.config.max_size);
             let State {
                 episodes, stats, ..
             } = &mut *st;
@@ -287,10 +287,10 @@ pub(crate) async fn tend<M: Manager>(
     reset_timeout: Duration,
     check_timeout: Duration,
 ) {
-    let mut checkout = Checkout::new(shared, live);
+    let mut taken = Taken::new(shared, live);
     // Manager code that panics counts as a failure: unwinding out of here would lose the
     // connections still being tended (counted in use, never given back) and end this task.
-    let live = checkout.live();
+    let live = taken.live();
     let cleanup = live.meta.cleanup;
     let needed = match cleanup {
         Cleanup::None => false,
@@ -315,20 +315,20 @@ pub(crate) async fn tend<M: Manager>(
             .await
         };
         if !matches!(reset, Some(Ok(Ok(())))) {
-            checkout.close(CloseReason::ResetFailed);
+            taken.close(CloseReason::ResetFailed);
             return;
         }
     }
-    checkout.live().meta.cleanup = Cleanup::None;
+    taken.live().meta.cleanup = Cleanup::None;
     if check {
-        let check = CatchUnwind(Box::pin(shared.manager.check(&mut checkout.live().conn)));
+        let check = CatchUnwind(Box::pin(shared.manager.check(&mut taken.live().conn)));
         if !matches!(bounded(check, || check_timeout).await, Some(Ok(Ok(())))) {
-            checkout.close(CloseReason::CheckFailed);
+            taken.close(CloseReason::CheckFailed);
             return;
         }
-        checkout.live().meta.last_checked = shared.now();
+        taken.live().meta.last_checked = shared.now();
     }
-    shared.restore(checkout.keep());
+    shared.restore(taken.keep());
 }
 
 /// Polls both until one finishes: `Some` with `work`'s output if it did, `None` if `signal`

@@ -101,8 +101,8 @@ mod enabled {
         /// Brings the gauges up to date with `st`.
         pub(crate) fn publish<M: Manager>(&self, st: &State<M>) {
             let max = st.config.max_size as f64;
-            self.idle.set(st.idle.len() as f64);
-            self.used.set(st.in_use as f64);
+            self.idle.set(st.ledger.idle() as f64);
+            self.used.set(st.ledger.in_use() as f64);
             self.idle_max.set(max);
             self.idle_min.set(st.config.min_idle as f64);
             self.max.set(max);

@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use crate::acquire::{acquire, Request, Wait};
 use crate::builder::Builder;
-use crate::checkout::Checkout;
 use crate::clock::nanos;
 use crate::config::Config;
 use crate::connection::{ConnectionMetrics, PooledConnection};
@@ -24,6 +23,7 @@ use crate::priority::Priority;
 use crate::retry::Retry;
 use crate::shared::Shared;
 use crate::stats::{CloseReason, Stats, Status};
+use crate::taken::Taken;
 use crate::upkeep::{Maintenance, UpkeepLevel};
 
 /// A pool of connections made by a [`Manager`].
@@ -376,10 +376,10 @@ impl<M: Manager> Pool<M> {
         let excess = st
             .size()
             .saturating_sub(st.config.max_size)
-            .min(st.idle.len());
+            .min(st.ledger.idle());
         let closing: Vec<_> = st
-            .idle
-            .drain(..excess)
+            .ledger
+            .take_idle(excess)
             .map(|live| (live, CloseReason::Retired))
             .collect();
         for _ in &closing {
@@ -409,7 +409,7 @@ impl<M: Manager> Pool<M> {
         let mut st = shared.lock();
         let refusal = if st.closed {
             Some(AddRefusal::Closed)
-        } else if st.size() + st.connecting >= st.config.max_size {
+        } else if st.size() + st.ledger.connecting() >= st.config.max_size {
             Some(AddRefusal::Full)
         } else {
             None
@@ -449,18 +449,18 @@ impl<M: Manager> Pool<M> {
         let shared = &self.shared;
         let taken: Vec<_> = {
             let mut st = shared.lock();
-            let idle = std::mem::take(&mut st.idle);
-            st.in_use += idle.len();
-            idle.into_iter()
-                .map(|live| Checkout::new(shared, live))
+            st.ledger
+                .check_out_all()
+                .into_iter()
+                .map(|live| Taken::new(shared, live))
                 .collect()
         };
-        for mut checkout in taken {
-            let live = checkout.live();
+        for mut taken in taken {
+            let live = taken.live();
             if keep(&live.conn, &live.meta.public(&shared.clock)) {
-                shared.restore(checkout.keep());
+                shared.restore(taken.keep());
             } else {
-                checkout.close(CloseReason::Retain);
+                taken.close(CloseReason::Retain);
             }
         }
     }
@@ -476,8 +476,8 @@ impl<M: Manager> Pool<M> {
         st.retry_at = None;
         st.last_error = None;
         let closing: Vec<_> = st
-            .idle
-            .drain(..)
+            .ledger
+            .take_idle(usize::MAX)
             .map(|live| (live, CloseReason::Retired))
             .collect();
         for _ in &closing {
@@ -489,7 +489,7 @@ impl<M: Manager> Pool<M> {
         self.shared.settle(st, closing);
         maintenance::ensure_started(&self.shared);
         self.shared.wake.notify_one();
-        self.shared.recovered.notify_waiters();
+        self.shared.retry_now.notify_waiters();
         tracing::info!(target: "pool_core::recovery", "recovery signalled: idle connections closed, backoff reset");
     }
 

@@ -6,7 +6,7 @@
 //! count back, so a dropped future or a panic cannot leak a slot. The lock is never held while
 //! manager code runs or while a connection is dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,11 +17,12 @@ use tokio::time::Instant;
 
 use crate::aging::{AgingPolicy, Outcomes};
 use crate::clock::{nanos, Clock, Nanos};
-use crate::config::{Config, Fairness, IdleOrder, SelfDeadlock};
+use crate::config::{Config, Fairness, SelfDeadlock};
 use crate::connection::{Live, Meta};
 use crate::error::ConnectError;
 use crate::health::{Health, HealthState};
 use crate::leak::{self, LeakRecord};
+use crate::ledger::Ledger;
 use crate::maintenance;
 use crate::manager::Manager;
 use crate::queue::{Grant, Key, Queue};
@@ -53,9 +54,8 @@ pub(crate) struct State<M: Manager> {
     /// Changed only through `set_config`, which keeps `policy` in step.
     pub(crate) config: Config,
     policy: Policy,
-    pub(crate) idle: VecDeque<Live<M::Connection>>,
-    pub(crate) in_use: usize,
-    pub(crate) connecting: usize,
+    /// Where each connection is: the only place the counts change.
+    pub(crate) ledger: Ledger<M::Connection>,
     /// Queued callers, in the order they are served.
     pub(crate) queue: Queue<M>,
     /// When the background task wakes next on its own; `None` while it is awake (or not
@@ -109,8 +109,9 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) wake: Arc<Notify>,
     /// Signalled when a closed pool has no connection and no connect left.
     pub(crate) drained: Notify,
-    /// Wakes connects sleeping in backoff after `signal_recovery` or `close`.
-    pub(crate) recovered: Notify,
+    /// Ends the backoff of connects sleeping after failures: on `signal_recovery`, on `close`,
+    /// and when another connect succeeded.
+    pub(crate) retry_now: Notify,
     pub(crate) maintenance_started: AtomicBool,
     pub(crate) health: HealthState,
     /// Signalled when a round of upkeep ends.
@@ -122,15 +123,15 @@ pub(crate) struct Shared<M: Manager> {
 
 impl<M: Manager> State<M> {
     pub(crate) fn size(&self) -> usize {
-        self.idle.len() + self.in_use
+        self.ledger.size()
     }
 
     pub(crate) fn status(&self) -> Status {
         Status {
             size: self.size(),
-            idle: self.idle.len(),
-            in_use: self.in_use,
-            connecting: self.connecting,
+            idle: self.ledger.idle(),
+            in_use: self.ledger.in_use(),
+            connecting: self.ledger.connecting(),
             waiting: self.queue.len(),
             max_size: self.config.max_size,
         }
@@ -247,12 +248,7 @@ impl Policy {
 
 impl<M: Manager> State<M> {
     pub(crate) fn pop_idle(&mut self) -> Option<Live<M::Connection>> {
-        let live = match self.config.idle_order {
-            IdleOrder::Fifo => self.idle.pop_front(),
-            IdleOrder::Lifo => self.idle.pop_back(),
-        }?;
-        self.in_use += 1;
-        Some(live)
+        self.ledger.check_out(self.config.idle_order)
     }
 
     /// Why a connection coming back (not counted anywhere) must be closed, if it must.
@@ -283,7 +279,7 @@ impl<M: Manager> State<M> {
             return Err((live, reason));
         }
         if self.queue.is_empty() || self.paused {
-            self.idle.push_back(live);
+            self.ledger.make_idle(live);
         } else {
             self.share_out(live);
         }
@@ -304,14 +300,14 @@ impl<M: Manager> State<M> {
         };
         if direct {
             match self.queue.grant_next(Grant::Conn(live), now, boost) {
-                Ok(()) => self.in_use += 1,
-                Err(Grant::Conn(live)) => self.idle.push_back(live),
+                Ok(()) => self.ledger.count_in_use(),
+                Err(Grant::Conn(live)) => self.ledger.make_idle(live),
                 Err(_) => unreachable!("a grant refused comes back as it was"),
             }
             // The caller served may have been the one on its way to another idle connection.
             self.send_for_idle();
         } else {
-            self.idle.push_back(live);
+            self.ledger.make_idle(live);
             self.send_for_idle();
         }
     }
@@ -349,7 +345,7 @@ impl<M: Manager> State<M> {
     /// on its way to take it.
     pub(crate) fn send_for_idle(&mut self) {
         if !self.paused
-            && !self.idle.is_empty()
+            && self.ledger.idle() > 0
             && !self.queue.is_empty()
             && self.queue.woken() == 0
         {
@@ -372,7 +368,7 @@ impl<M: Manager> State<M> {
     /// Fails waiters with a permanent connect error: all of them when nothing else could serve
     /// them, else the one to serve next.
     pub(crate) fn fail_waiters(&mut self, error: &Arc<ConnectError<M::Error>>) {
-        if self.size() == 0 && self.connecting <= 1 {
+        if self.size() == 0 && self.ledger.connecting() <= 1 {
             self.queue.settle_all(|| Grant::Failed(Arc::clone(error)));
         } else {
             let boost = self.config.priority_boost_after;
@@ -397,11 +393,11 @@ impl<M: Manager> State<M> {
     /// Needs every checkout tracked (`Policy::track_holders`).
     pub(crate) fn self_deadlock(&self, me: tokio::task::Id) -> Option<&'static Location<'static>> {
         let held_at = self.leaks.values().find(|h| h.task == Some(me))?.caller;
-        let stuck = self.idle.is_empty()
-            && self.connecting == 0
+        let stuck = self.ledger.idle() == 0
+            && self.ledger.connecting() == 0
             && self.size() >= self.config.max_size
             // Connections in transit or being prepared are held by nobody yet.
-            && self.leaks.len() == self.in_use
+            && self.leaks.len() == self.ledger.in_use()
             && self.leaks.values().all(|h| {
                 h.task
                     .is_some_and(|task| task == me || self.queue.has_task(task))
@@ -422,7 +418,7 @@ impl<M: Manager> State<M> {
     /// caller may not have taken its connection yet), the `min_idle` shortfall once they have,
     /// and what a lazy build still has to open.
     pub(crate) fn demand(&self) -> usize {
-        let (waiting, idle) = (self.queue.len(), self.idle.len());
+        let (waiting, idle) = (self.queue.len(), self.ledger.idle());
         let idle_short = self
             .config
             .min_idle
@@ -443,14 +439,14 @@ impl<M: Manager> State<M> {
         let room = self
             .config
             .max_size
-            .saturating_sub(self.size() + self.connecting);
+            .saturating_sub(self.size() + self.ledger.connecting());
         let parallel = self
             .config
             .max_concurrent_connects
-            .saturating_sub(self.connecting);
+            .saturating_sub(self.ledger.connecting());
         let mut n = self
             .demand()
-            .saturating_sub(self.connecting)
+            .saturating_sub(self.ledger.connecting())
             .min(room)
             .min(parallel);
         if n == 0 {
@@ -461,7 +457,8 @@ impl<M: Manager> State<M> {
             // The backoff spares a struggling server a storm of transient failures. A permanent
             // one (a wrong password) is not worth waiting out: a caller queued since then gets
             // one fresh attempt at once, so it hears the server's answer rather than a timeout.
-            if !(self.permanent_failure && !self.queue.is_empty() && self.connecting == 0) {
+            if !(self.permanent_failure && !self.queue.is_empty() && self.ledger.connecting() == 0)
+            {
                 self.wake_at = Some(at);
                 return 0;
             }
@@ -477,7 +474,7 @@ impl<M: Manager> State<M> {
             n = 1;
             self.next_connect = Some(next + gap);
         }
-        self.connecting += n;
+        self.ledger.begin_connects(n);
         n
     }
 
@@ -491,7 +488,7 @@ impl<M: Manager> State<M> {
     }
 
     fn drained(&self) -> bool {
-        self.closed && self.size() == 0 && self.connecting == 0
+        self.closed && self.size() == 0 && self.ledger.connecting() == 0
     }
 }
 
@@ -508,9 +505,7 @@ impl<M: Manager> Shared<M> {
                 outcomes: Outcomes::default(),
                 episodes: Episodes::default(),
                 config,
-                idle: VecDeque::new(),
-                in_use: 0,
-                connecting: 0,
+                ledger: Ledger::new(),
                 queue: Queue::new(),
                 sleeping_until: None,
                 closed: false,
@@ -532,7 +527,7 @@ impl<M: Manager> Shared<M> {
             next_id: AtomicU64::new(1),
             wake,
             drained: Notify::new(),
-            recovered: Notify::new(),
+            retry_now: Notify::new(),
             maintenance_started: AtomicBool::new(false),
             health: HealthState::new(),
             round_ended: Notify::new(),
@@ -624,7 +619,7 @@ impl<M: Manager> Shared<M> {
             }
             Err(_) => {
                 let mut st = self.lock();
-                st.connecting -= n;
+                st.ledger.end_connects(n);
                 st.wake_at = Some(Instant::now());
                 drop(st);
                 self.wake.notify_one();
@@ -647,7 +642,7 @@ impl<M: Manager> Shared<M> {
         let handed_out = std::mem::replace(&mut live.meta.last_used, now);
         live.meta.cleanup = Cleanup::Reset;
         let mut st = self.lock();
-        st.in_use -= 1;
+        st.ledger.count_returned();
         let held = now.saturating_sub(handed_out);
         st.stats.record_use(held / 1000, self.clock.hour());
         self.metrics.used(held);
@@ -709,7 +704,7 @@ impl<M: Manager> Shared<M> {
                 match tokio::runtime::Handle::try_current() {
                     // Counted in use until the check has passed.
                     Ok(runtime) => {
-                        st.in_use += 1;
+                        st.ledger.count_in_use();
                         let (reset_timeout, check_timeout) =
                             (st.config.reset_timeout, st.config.check_timeout);
                         drop(st);
@@ -770,7 +765,7 @@ impl<M: Manager> Shared<M> {
     /// the pool itself).
     pub(crate) fn restore(self: &Arc<Self>, live: Live<M::Connection>) {
         let mut st = self.lock();
-        st.in_use -= 1;
+        st.ledger.count_returned();
         let back = st.put_back(live, Some(self.now())).err();
         self.settle(st, back);
     }
@@ -778,7 +773,7 @@ impl<M: Manager> Shared<M> {
     /// Closes a connection that was counted in `in_use`.
     pub(crate) fn close_in_use(self: &Arc<Self>, live: Live<M::Connection>, reason: CloseReason) {
         let mut st = self.lock();
-        st.in_use -= 1;
+        st.ledger.count_returned();
         st.leaks.remove(&live.meta.id);
         st.stats.closes.add(reason);
         if reason == CloseReason::CheckFailed {
@@ -808,7 +803,7 @@ impl<M: Manager> Shared<M> {
     /// Forgets a connection the caller took out of the pool for good.
     pub(crate) fn detach(self: &Arc<Self>, id: u64) {
         let mut st = self.lock();
-        st.in_use -= 1;
+        st.ledger.count_returned();
         st.leaks.remove(&id);
         self.settle(st, None);
     }
@@ -838,7 +833,7 @@ impl<M: Manager> Shared<M> {
         // Sent under the lock: a waiter giving up at the same moment must see either the
         // grant or its own place in the count, never neither.
         st.queue.settle_all(|| Grant::Closed);
-        let idle = std::mem::take(&mut st.idle);
+        let idle = st.ledger.take_all_idle();
         for _ in &idle {
             st.stats.closes.add(CloseReason::PoolClosed);
         }
@@ -850,7 +845,7 @@ impl<M: Manager> Shared<M> {
             self.drained.notify_waiters();
         }
         // Connects backing off see the pool closed and end now rather than try once more.
-        self.recovered.notify_waiters();
+        self.retry_now.notify_waiters();
         self.wake.notify_one();
     }
 

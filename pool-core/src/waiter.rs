@@ -78,7 +78,7 @@ impl<M: Manager> Drop for Waiter<'_, M> {
         match left {
             Left::Grant(Grant::Conn(live)) => {
                 // The caller never got it: it goes to the next caller, or back to the idle set.
-                st.in_use -= 1;
+                st.ledger.count_returned();
                 let back = st.put_back(live, None).err();
                 self.shared.settle(st, back);
             }

@@ -1,4 +1,4 @@
-//! [`Checkout`]: a connection taken out of the idle set whose fate is not settled yet.
+//! [`Taken`]: a connection the pool took out of the idle set whose fate is not settled yet.
 
 use std::sync::Arc;
 
@@ -7,17 +7,18 @@ use crate::manager::Manager;
 use crate::shared::Shared;
 use crate::stats::CloseReason;
 
-/// Holds a connection counted in `in_use` while it is reset or checked. If the future doing
-/// that is dropped, or the manager panics, the connection's state is unknown, so the guard
-/// closes it and frees its slot.
-pub(crate) struct Checkout<'a, M: Manager> {
+/// Holds a connection counted in `in_use` while the pool works on it out of the lock: the reset
+/// and check of a checkout, a keepalive check or clean-up, `Pool::retain`'s question. If the
+/// future doing that is dropped, or the manager panics, the connection's state is unknown, so
+/// the guard closes it and frees its slot.
+pub(crate) struct Taken<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     live: Option<Live<M::Connection>>,
 }
 
-impl<'a, M: Manager> Checkout<'a, M> {
+impl<'a, M: Manager> Taken<'a, M> {
     pub(crate) fn new(shared: &'a Arc<Shared<M>>, live: Live<M::Connection>) -> Self {
-        Checkout {
+        Taken {
             shared,
             live: Some(live),
         }
@@ -26,7 +27,7 @@ impl<'a, M: Manager> Checkout<'a, M> {
     pub(crate) fn live(&mut self) -> &mut Live<M::Connection> {
         self.live
             .as_mut()
-            .expect("a Checkout holds its connection until settled")
+            .expect("a Taken holds its connection until settled")
     }
 
     /// Closes the connection for `reason`.
@@ -40,11 +41,11 @@ impl<'a, M: Manager> Checkout<'a, M> {
     pub(crate) fn keep(mut self) -> Live<M::Connection> {
         self.live
             .take()
-            .expect("a Checkout holds its connection until settled")
+            .expect("a Taken holds its connection until settled")
     }
 }
 
-impl<M: Manager> Drop for Checkout<'_, M> {
+impl<M: Manager> Drop for Taken<'_, M> {
     fn drop(&mut self) {
         if let Some(live) = self.live.take() {
             self.shared.close_in_use(live, CloseReason::Abandoned);
