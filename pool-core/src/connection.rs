@@ -37,48 +37,99 @@ impl ConnectionMetrics {
     }
 }
 
-/// What the pool keeps about a connection, in the clock's unit so that the hot path does
+/// What the pool keeps about a connection: 32 bytes, so that an idle connection costs the pool
+/// little more than the connection itself. Times are in the clock's unit, so the hot path does
 /// integer arithmetic only.
 #[derive(Clone, Copy)]
 pub(crate) struct Meta {
-    pub(crate) id: u64,
-    pub(crate) created: Nanos,
+    created: Nanos,
     /// When it was last handed out or returned: while it is idle, when its last user let it
     /// go; while it is out, when its user got it.
     pub(crate) last_used: Nanos,
-    pub(crate) last_checked: Nanos,
-    pub(crate) uses: u64,
-    /// The share of `max_lifetime` taken off this connection's life, in units of 2^-32, so a
-    /// pool does not expire all at once. A share rather than a duration, so that it scales
-    /// with the lifetime in force (which `AgingPolicy::Adaptive` may shorten).
-    pub(crate) lifetime_share: u32,
-    /// The pool generation it was opened in; older ones are closed when seen. 32 bits keep the
-    /// whole entry in a 64-byte allocation; the count wraps after 2^32 recoveries, harmlessly.
-    pub(crate) generation: u32,
+    /// When it last passed a check, in [`TICK`]s after `created`, saturating (after 52 days;
+    /// only a connection without a lifetime lives that long, and it is then checked by
+    /// keepalive as if its last check were that old).
+    checked_after: u32,
+    /// Unique within the pool until 2^32 connections have been opened.
+    id: u32,
+    /// Times handed out, saturating.
+    uses: u32,
+    /// The pool generation it was opened in; older ones are closed when seen. The count wraps
+    /// after 2^16 recoveries, harmlessly: no connection outlives that many.
+    pub(crate) generation: u16,
+    /// The share of `max_lifetime` taken off this connection's life, in 256ths, so a pool does
+    /// not expire all at once. A share rather than a duration, so that it scales with the
+    /// lifetime in force (which `AgingPolicy::Adaptive` may shorten).
+    lifetime_share: u8,
     /// What it needs before its next user gets it.
     pub(crate) cleanup: Cleanup,
 }
 
+/// The unit of `Meta::checked_after`: 2^20 ns, about a millisecond, so that 32 bits span 52
+/// days.
+const TICK_SHIFT: u32 = 20;
+
+// An idle connection's bookkeeping: the pool's memory per idle connection is this much plus
+// the connection.
+const _: () = assert!(std::mem::size_of::<Meta>() == 32);
+
 impl Meta {
-    /// `lifetime_spread`: the most that may be taken off `max_lifetime` for this connection, as
-    /// a share in units of 2^-32.
-    pub(crate) fn new(id: u64, now: Nanos, generation: u32, lifetime_spread: u32) -> Self {
+    /// `lifetime_spread`: the most that may be taken off `max_lifetime` for this connection, in
+    /// 256ths.
+    pub(crate) fn new(id: u64, now: Nanos, generation: u16, lifetime_spread: u8) -> Self {
         Meta {
-            id,
             created: now,
             last_used: now,
-            last_checked: now,
+            checked_after: 0,
+            id: id as u32,
             uses: 0,
-            lifetime_share: fastrand::u32(0..=lifetime_spread),
             generation,
+            lifetime_share: fastrand::u8(0..=lifetime_spread),
             cleanup: Cleanup::None,
         }
+    }
+
+    /// A number unique within the pool (until 2^32 connections were opened).
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        u64::from(self.id)
+    }
+
+    /// When it was opened.
+    #[inline]
+    pub(crate) fn created(&self) -> Nanos {
+        self.created
+    }
+
+    /// When it last passed a check (or was opened).
+    #[inline]
+    pub(crate) fn last_checked(&self) -> Nanos {
+        self.created + (u64::from(self.checked_after) << TICK_SHIFT)
+    }
+
+    /// It passed a check at `now`.
+    #[inline]
+    pub(crate) fn checked(&mut self, now: Nanos) {
+        let after = now.saturating_sub(self.created) >> TICK_SHIFT;
+        self.checked_after = u32::try_from(after).unwrap_or(u32::MAX);
+    }
+
+    /// How many times it was handed out.
+    #[inline]
+    pub(crate) fn uses(&self) -> u64 {
+        u64::from(self.uses)
+    }
+
+    /// It is handed out once more.
+    #[inline]
+    pub(crate) fn count_use(&mut self) {
+        self.uses = self.uses.saturating_add(1);
     }
 
     /// When it was last known good: used by a caller or checked.
     #[inline]
     pub(crate) fn last_active(&self) -> Nanos {
-        self.last_used.max(self.last_checked)
+        self.last_used.max(self.last_checked())
     }
 
     /// Whether it outlived `max_lifetime` (in nanoseconds; `u64::MAX` for none), less its
@@ -93,57 +144,35 @@ impl Meta {
     /// What is taken off `max_lifetime` for this connection.
     #[inline]
     pub(crate) fn lifetime_cut(&self, max_lifetime: Nanos) -> Nanos {
-        ((u128::from(max_lifetime) * u128::from(self.lifetime_share)) >> 32) as Nanos
+        (max_lifetime >> 8) * Nanos::from(self.lifetime_share)
     }
 
     pub(crate) fn public(&self, clock: &Clock) -> ConnectionMetrics {
         ConnectionMetrics {
-            id: self.id,
+            id: self.id(),
             created: clock.instant(self.created),
             last_used: clock.instant(self.last_used),
-            last_checked: clock.instant(self.last_checked),
-            uses: self.uses,
+            last_checked: clock.instant(self.last_checked()),
+            uses: self.uses(),
         }
     }
 }
 
-/// A connection together with what the pool knows about it, boxed once when it is opened:
-/// handing it from the idle set to a caller and back then moves one pointer, however large the
-/// connection is.
-pub(crate) struct Live<C>(Box<Entry<C>>);
-
-/// What a [`Live`] points to.
-pub(crate) struct Entry<C> {
+/// A connection together with what the pool knows about it. Kept inline, not boxed: an idle
+/// connection costs its own size plus 32 bytes, in the idle set's one allocation.
+pub(crate) struct Live<C> {
     pub(crate) conn: C,
     pub(crate) meta: Meta,
 }
 
-// With malloc's 8-byte header, an entry of at most 56 bytes takes a 64-byte chunk: keep the
-// bookkeeping of a small connection there.
-const _: () = assert!(std::mem::size_of::<Entry<()>>() <= 56);
-
 impl<C> Live<C> {
     pub(crate) fn new(conn: C, meta: Meta) -> Self {
-        Live(Box::new(Entry { conn, meta }))
+        Live { conn, meta }
     }
 
     /// The connection, leaving the pool's bookkeeping behind.
     pub(crate) fn into_conn(self) -> C {
-        self.0.conn
-    }
-}
-
-impl<C> Deref for Live<C> {
-    type Target = Entry<C>;
-
-    fn deref(&self) -> &Entry<C> {
-        &self.0
-    }
-}
-
-impl<C> DerefMut for Live<C> {
-    fn deref_mut(&mut self) -> &mut Entry<C> {
-        &mut self.0
+        self.conn
     }
 }
 
@@ -182,7 +211,7 @@ impl<M: Manager> PooledConnection<M> {
     /// Detaches the connection from the pool, which frees its slot for a new one.
     pub fn take(mut this: Self) -> M::Connection {
         let live = this.live.take().expect("taken once");
-        this.shared.detach(live.meta.id);
+        this.shared.detach(live.meta.id());
         live.into_conn()
     }
 }

@@ -69,7 +69,7 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
                 st.stats.connects_ok += 1;
                 let mut live = shared.new_live(conn, &st);
                 live.meta.generation = generation;
-                let id = live.meta.id;
+                let id = live.meta.id();
                 let back = st.put_back(live, None).err();
                 // Counted back above, under the same lock as the hand-over.
                 slot.shared = None;

@@ -262,7 +262,7 @@ async fn round<M: Manager>(shared: &Arc<Shared<M>>, levels: &[UpkeepLevel]) -> b
         shared.spawn_connects(connects);
     }
     for (live, reason) in closing {
-        tracing::debug!(target: "pool_core::close", id = live.meta.id, reason = reason.as_str(), "closing idle connection");
+        tracing::debug!(target: "pool_core::close", id = live.meta.id(), reason = reason.as_str(), "closing idle connection");
         drop(live);
     }
     for record in &leaks {
@@ -326,7 +326,8 @@ pub(crate) async fn tend<M: Manager>(
             taken.close(CloseReason::CheckFailed);
             return;
         }
-        taken.live().meta.last_checked = shared.now();
+        let now = shared.now();
+        taken.live().meta.checked(now);
     }
     shared.restore(taken.keep());
 }

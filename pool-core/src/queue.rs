@@ -100,6 +100,10 @@ pub(crate) struct Queue<M: Manager> {
     per_level: [usize; 4],
     /// Callers woken to take an idle connection that have not looked yet.
     woken: usize,
+    /// Whether a caller woken to take an idle connection found it taken by a caller that had
+    /// not queued, since the pool last found nobody it owed a connection to (see
+    /// [`Queue::owed`]).
+    passed_over: bool,
     /// No queued caller's deadline is earlier than this (it may be earlier than every one).
     next_deadline: Option<Instant>,
 }
@@ -113,6 +117,7 @@ impl<M: Manager> Queue<M> {
             waiting: 0,
             per_level: [0; 4],
             woken: 0,
+            passed_over: false,
             next_deadline: None,
         }
     }
@@ -250,17 +255,26 @@ impl<M: Manager> Queue<M> {
         best.map(|(_, key)| key)
     }
 
-    /// Whether the caller to serve next has waited `bound` or longer.
-    pub(crate) fn next_is_due(
-        &mut self,
-        now: Instant,
-        bound: Duration,
-        boost: Option<Duration>,
-    ) -> bool {
-        self.next(now, boost).is_some_and(|key| {
-            let since = self.slots[key.index as usize].since;
-            since.checked_add(bound).is_none_or(|due| due <= now)
-        })
+    /// Whether the pool owes the caller to serve next a connection, to be handed to it
+    /// directly rather than made idle for whoever comes first; if so, the time it read.
+    ///
+    /// It owes one to a caller that has waited `bound` or longer while callers were passed
+    /// over lately (a caller that merely has not run yet is not owed one: it will find an idle
+    /// connection when it runs), and to a caller of a lower priority boosted past the others.
+    /// The clock is read only when one of those can be the case. Once nobody is owed one,
+    /// passing over is forgotten until it happens again.
+    pub(crate) fn owed(&mut self, bound: Duration, boost: Option<Duration>) -> Option<Instant> {
+        let mixed = boost.is_some() && self.per_level.iter().filter(|&&n| n > 0).count() > 1;
+        if !self.passed_over && !mixed {
+            return None;
+        }
+        let now = Instant::now();
+        let key = self.next(now, boost)?;
+        let waited = now.saturating_duration_since(self.slots[key.index as usize].since);
+        let due = self.passed_over && waited >= bound;
+        let boosted = mixed && boost.is_some_and(|b| waited >= b);
+        self.passed_over = due;
+        (due || boosted).then_some(now)
     }
 
     /// Settles the wait of the caller to serve next with `grant`; hands `grant` back if
@@ -344,9 +358,11 @@ impl<M: Manager> Queue<M> {
         }
     }
 
-    /// A woken caller found no idle connection: it waits on in its place.
+    /// A woken caller found no idle connection (a caller that had not queued took it first):
+    /// it waits on in its place, marked as passed over.
     pub(crate) fn park(&mut self, key: Key, cx: &mut Context<'_>) {
         register(&mut self.slot_mut(key).waker, cx);
+        self.passed_over = true;
     }
 
     /// A waiting caller took an idle connection itself: its place is freed.

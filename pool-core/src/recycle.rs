@@ -111,8 +111,8 @@ impl Recycle {
             Recycle::Adaptive(rules) => {
                 let old = rules
                     .replace_after_age
-                    .is_some_and(|age| now.saturating_sub(meta.created) >= nanos(age));
-                let worn = rules.replace_after_uses.is_some_and(|n| meta.uses >= n);
+                    .is_some_and(|age| now.saturating_sub(meta.created()) >= nanos(age));
+                let worn = rules.replace_after_uses.is_some_and(|n| meta.uses() >= n);
                 if old || worn {
                     Verdict::Replace
                 } else if now.saturating_sub(handed_out) >= nanos(rules.full_reset_after)

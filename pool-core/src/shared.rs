@@ -66,7 +66,7 @@ pub(crate) struct State<M: Manager> {
     /// queue (within their timeouts) until `Pool::resume`.
     pub(crate) paused: bool,
     /// Bumped by `signal_recovery`: connections of an older generation are closed when seen.
-    pub(crate) generation: u32,
+    pub(crate) generation: u16,
     /// Connects that failed in a row; drives the backoff.
     pub(crate) failures: u32,
     /// Whether the last of those failures was permanent (a wrong password, say): then a new
@@ -214,13 +214,13 @@ impl<M: Manager> State<M> {
 /// together do not all expire together: 1/40 of the lifetime, but at least four upkeep
 /// intervals (upkeep closes whatever expired since its last round in one go, so a spread
 /// narrower than its interval spreads nothing), and never more than a quarter of the lifetime.
-/// A share of the lifetime in units of 2^-32 (see `Meta::lifetime_share`).
-fn lifetime_spread(config: &Config) -> u32 {
+/// A share of the lifetime in 256ths (see `Meta::lifetime_share`).
+fn lifetime_spread(config: &Config) -> u8 {
     config.max_lifetime.map_or(0, |lifetime| {
         let spread = (lifetime / 40)
             .max(config.maintenance_interval.saturating_mul(4))
             .min(lifetime / 4);
-        ((u128::from(nanos(spread)) << 32) / u128::from(nanos(lifetime).max(1))) as u32
+        ((u128::from(nanos(spread)) << 8) / u128::from(nanos(lifetime).max(1))) as u8
     })
 }
 
@@ -259,7 +259,7 @@ impl<M: Manager> State<M> {
             Some(CloseReason::Retired)
         } else if now.is_some_and(|now| meta.expired(now, self.policy.max_lifetime)) {
             Some(CloseReason::Expired)
-        } else if self.config.max_uses.is_some_and(|max| meta.uses >= max) {
+        } else if self.config.max_uses.is_some_and(|max| meta.uses() >= max) {
             Some(CloseReason::MaxUses)
         } else {
             None
@@ -287,18 +287,24 @@ impl<M: Manager> State<M> {
     }
 
     /// Shares out a connection while callers wait, as `Config::fairness` says: straight to the
-    /// caller to serve next if overtaking is off or that caller has waited past the bound;
-    /// otherwise it is made idle and one caller is sent to take it, and whoever comes first
-    /// (that caller, or one that did not queue) gets it.
+    /// caller to serve next if overtaking is off, or if the pool owes it one (see
+    /// [`Queue::owed`]); otherwise it is made idle and one caller is sent to take it, and
+    /// whoever comes first (that caller, or one that did not queue) gets it.
+    ///
+    /// A caller is owed a connection for waiting past the bound only after some caller was
+    /// passed over (woken, it found its connection taken): a caller that merely has not run yet
+    /// (on a busy runtime, every waiter may wait longer than the bound for its turn on a
+    /// thread) finds idle connections when it runs, and handing connections to callers that are
+    /// not running would turn every acquire into a task switch, the convoy bounded fairness
+    /// exists to avoid.
     #[inline(never)]
     fn share_out(&mut self, live: Live<M::Connection>) {
-        let now = Instant::now();
         let boost = self.config.priority_boost_after;
         let direct = match self.config.fairness {
-            Fairness::Strict => true,
-            Fairness::Bounded(bound) => self.queue.next_is_due(now, bound, boost),
+            Fairness::Strict => Some(Instant::now()),
+            Fairness::Bounded(bound) => self.queue.owed(bound, boost),
         };
-        if direct {
+        if let Some(now) = direct {
             match self.queue.grant_next(Grant::Conn(live), now, boost) {
                 Ok(()) => self.ledger.count_in_use(),
                 Err(Grant::Conn(live)) => self.ledger.make_idle(live),
@@ -333,11 +339,11 @@ impl<M: Manager> State<M> {
         }
         let lifetime = self.policy.max_lifetime;
         let end = meta
-            .created
+            .created()
             .saturating_add(lifetime.saturating_sub(meta.lifetime_cut(lifetime)));
         if handed_out < end {
             let late = std::time::Duration::from_nanos(now.saturating_sub(end));
-            warnings::overdue(meta.id, late, &mut self.stats.warnings);
+            warnings::overdue(meta.id(), late, &mut self.stats.warnings);
         }
     }
 
@@ -593,7 +599,7 @@ impl<M: Manager> Shared<M> {
         self.metrics.publish(&st);
         drop(st);
         for (live, reason) in closing {
-            tracing::debug!(target: "pool_core::close", id = live.meta.id, reason = reason.as_str(), "closing connection");
+            tracing::debug!(target: "pool_core::close", id = live.meta.id(), reason = reason.as_str(), "closing connection");
             drop(live);
         }
         if drained {
@@ -649,7 +655,7 @@ impl<M: Manager> Shared<M> {
         let leaked = if st.leaks.is_empty() {
             None
         } else {
-            st.leaks.remove(&live.meta.id)
+            st.leaks.remove(&live.meta.id())
         };
         if !st.policy.plain_return {
             return self.release_by_policy(st, live, broken, needs_reset, handed_out, leaked);
@@ -774,7 +780,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn close_in_use(self: &Arc<Self>, live: Live<M::Connection>, reason: CloseReason) {
         let mut st = self.lock();
         st.ledger.count_returned();
-        st.leaks.remove(&live.meta.id);
+        st.leaks.remove(&live.meta.id());
         st.stats.closes.add(reason);
         if reason == CloseReason::CheckFailed {
             st.stats.checks_failed += 1;
