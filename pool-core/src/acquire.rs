@@ -59,13 +59,13 @@ pub(crate) struct Request<'a> {
 }
 
 /// What a connection on its way out turned out to need.
-enum Inspected<'a, M: Manager> {
+enum Inspected {
     /// Nothing: hand it out.
-    Ready(Live<M::Connection>),
-    /// A reset, a check or both, under a guard that closes it if the caller goes away.
-    Work(Taken<'a, M>, Work),
-    /// It was closed (expired, or broken while idle).
-    Closed,
+    Ready,
+    /// A reset, a check or both.
+    Work(Work),
+    /// It must be closed.
+    Close(CloseReason),
 }
 
 /// The async steps a checkout needs.
@@ -137,7 +137,7 @@ pub(crate) async fn acquire<M: Manager>(
     let mut queued = false;
     loop {
         let (policy, step) = begin(shared, request, !queued, started)?;
-        let (live, direct) = match step {
+        let (mut live, direct) = match step {
             Step::Idle(live) => (live, !queued),
             Step::Queued(key, since) => {
                 queued = true;
@@ -154,19 +154,33 @@ pub(crate) async fn acquire<M: Manager>(
                 }
             }
         };
-        // Most checkouts need neither a reset nor a check: they skip the async part. What a
-        // timeout reports the acquire was doing: a connection closed at once (expired, broken)
-        // sends it back to waiting, not to preparing.
-        let (prepared, stage) = match inspect(shared, live, &policy) {
-            Inspected::Ready(live) => (Some(live), TimeoutStage::Waiting),
-            Inspected::Work(checkout, work) => {
+        // Most checkouts need neither a reset nor a check: they skip the async part, and the
+        // connection goes straight into the caller's guard. What a timeout reports the acquire
+        // was doing: a connection closed at once (expired, broken) sends it back to waiting,
+        // not to preparing.
+        let (prepared, stage) = match inspect(shared, &mut live, &policy) {
+            Inspected::Ready => {
+                return Ok(hand_out(
+                    shared,
+                    live,
+                    request,
+                    &policy,
+                    started.filter(|_| queued),
+                ))
+            }
+            Inspected::Work(work) => {
                 // Boxed: its timers and the manager's futures would otherwise make every
                 // acquire future, and so every queued caller, several times larger, for a step
                 // most checkouts skip.
-                let prepared = prepare(shared, checkout, work, request, direct, &mut started);
+                let taken = Taken::new(shared, live);
+                let prepared = prepare(shared, taken, work, request, direct, &mut started);
                 (Box::pin(prepared).await, TimeoutStage::Preparing)
             }
-            Inspected::Closed => {
+            Inspected::Close(reason) => {
+                Taken::new(shared, live).close(reason);
+                if reason == CloseReason::Broken {
+                    shared.acquisition_failed();
+                }
                 if direct {
                     shared.lock().stats.undo_direct(request.priority);
                 }
@@ -174,24 +188,14 @@ pub(crate) async fn acquire<M: Manager>(
             }
         };
         match prepared {
-            Some(mut live) => {
-                live.meta.count_use();
-                let waited = match started.filter(|_| queued) {
-                    Some(since) => {
-                        let waited = since.elapsed();
-                        shared
-                            .lock()
-                            .record_waited(request.priority, waited, shared.now());
-                        waited
-                    }
-                    None => Duration::ZERO,
-                };
-                shared.metrics.waited(waited);
-                shared.health.served();
-                if policy.track_holders {
-                    shared.watch_leak(live.meta.id(), request.caller, shared.now());
-                }
-                return Ok(PooledConnection::new(live, Arc::clone(shared)));
+            Some(live) => {
+                return Ok(hand_out(
+                    shared,
+                    live,
+                    request,
+                    &policy,
+                    started.filter(|_| queued),
+                ))
             }
             None => {
                 let limit = request.wait.limit(shared.lock().config.acquire_timeout);
@@ -202,6 +206,35 @@ pub(crate) async fn acquire<M: Manager>(
             }
         }
     }
+}
+
+/// The guard for a connection ready to go to the caller; `started` is when the acquire first
+/// queued, if it did (then it counts as waited).
+#[inline(always)]
+fn hand_out<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    mut live: Live<M::Connection>,
+    request: Request<'_>,
+    policy: &Policy,
+    started: Option<Instant>,
+) -> PooledConnection<M> {
+    live.meta.count_use();
+    let waited = match started {
+        Some(since) => {
+            let waited = since.elapsed();
+            shared
+                .lock()
+                .record_waited(request.priority, waited, shared.now());
+            waited
+        }
+        None => Duration::ZERO,
+    };
+    shared.metrics.waited(waited);
+    shared.health.served();
+    if policy.track_holders {
+        shared.watch_leak(live.meta.id(), request.caller, shared.now());
+    }
+    PooledConnection::new(live, Arc::clone(shared))
 }
 
 /// Takes an idle connection if the caller may (nobody waits, or overtaking is allowed and
@@ -310,31 +343,23 @@ fn warn_self_deadlock(
     }
 }
 
-/// Looks at a connection on its way out, without awaiting: closes it if it expired or broke
-/// while idle, and says whether it needs a reset or a check first.
+/// Looks at a connection on its way out, without awaiting: says whether it must be closed
+/// (expired, or broken while idle) or needs a reset or a check first.
 #[inline]
-fn inspect<'a, M: Manager>(
-    shared: &'a Arc<Shared<M>>,
-    mut live: Live<M::Connection>,
+fn inspect<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    live: &mut Live<M::Connection>,
     policy: &Policy,
-) -> Inspected<'a, M> {
+) -> Inspected {
     let manager = &shared.manager;
     let now = shared.now();
-    let close = if live.meta.expired(now, policy.max_lifetime) {
-        Some(CloseReason::Expired)
-    } else if manager.has_broken(&mut live.conn) {
-        // Asked again on the way out, as it costs nothing: a connection the server closed
-        // while it sat idle is caught even when the checkout check is skipped.
-        Some(CloseReason::Broken)
-    } else {
-        None
-    };
-    if let Some(reason) = close {
-        Taken::new(shared, live).close(reason);
-        if reason == CloseReason::Broken {
-            shared.acquisition_failed();
-        }
-        return Inspected::Closed;
+    if live.meta.expired(now, policy.max_lifetime) {
+        return Inspected::Close(CloseReason::Expired);
+    }
+    // Asked again on the way out, as it costs nothing: a connection the server closed while it
+    // sat idle is caught even when the checkout check is skipped.
+    if manager.has_broken(&mut live.conn) {
+        return Inspected::Close(CloseReason::Broken);
     }
     if live.meta.cleanup == Cleanup::Reset && !manager.needs_reset(&mut live.conn) {
         live.meta.cleanup = Cleanup::None;
@@ -345,11 +370,11 @@ fn inspect<'a, M: Manager>(
         check: policy.check_on_checkout && !fresh,
     };
     if work.reset != Cleanup::None || work.check {
-        Inspected::Work(Taken::new(shared, live), work)
+        Inspected::Work(work)
     } else {
         // From here on, when it was handed out.
         live.meta.last_used = now;
-        Inspected::Ready(live)
+        Inspected::Ready
     }
 }
 
