@@ -5,6 +5,11 @@
 //! `hot_path OPS TASKS hold` runs TASKS tasks on 8 connections that hold each one across a
 //! `yield_now`, so most acquires wait. A last argument `multi` runs them on the multi-thread
 //! runtime instead.
+//!
+//! `hot_path OPS floor` measures the floor of the uncontended path: the atomic operations any
+//! design with a shared, locked idle set and an owned guard pays per acquire + release (the
+//! lock taken and released twice, the pool's `Arc` cloned into the guard and dropped), in a
+//! loop with nothing else.
 
 use pool_core::{Manager, Pool};
 
@@ -29,8 +34,30 @@ impl Manager for Unit {
     }
 }
 
+/// The uncontended path's floor: two lock/unlock pairs and an `Arc` clone and drop per
+/// operation, around the least work that keeps them from being optimised away.
+fn floor(ops: u32) {
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(0_u64));
+    let start = std::time::Instant::now();
+    for _ in 0..ops {
+        *shared.lock().expect("unpoisoned") += 1;
+        let guard = std::hint::black_box(std::sync::Arc::clone(&shared));
+        *guard.lock().expect("unpoisoned") -= 1;
+        drop(guard);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(ops);
+    println!("{ns:.1} ns per two lock/unlock pairs and an Arc clone and drop");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(2).is_some_and(|a| a == "floor") {
+        let ops = args
+            .get(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000_000);
+        return floor(ops);
+    }
     let number =
         |i: usize, default: u32| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
     let ops = number(1, 10_000_000);

@@ -2,7 +2,9 @@
 //! give it its reset and check, and start over if it had to be closed.
 
 use std::panic::Location;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
 use std::time::Duration;
 
 use tokio::time::Instant;

@@ -37,9 +37,8 @@ impl ConnectionMetrics {
     }
 }
 
-/// What the pool keeps about a connection: 32 bytes, so that an idle connection costs the pool
-/// little more than the connection itself. Times are in the clock's unit, so the hot path does
-/// integer arithmetic only.
+/// What the pool keeps about a connection, in 32 bytes. Times are in the clock's unit, so the
+/// hot path does integer arithmetic only.
 #[derive(Clone, Copy)]
 pub(crate) struct Meta {
     created: Nanos,
@@ -69,8 +68,8 @@ pub(crate) struct Meta {
 /// days.
 const TICK_SHIFT: u32 = 20;
 
-// An idle connection's bookkeeping: the pool's memory per idle connection is this much plus
-// the connection.
+// With the connection it makes a boxed entry: 32 bytes keep a small connection's entry in a
+// 48-byte allocation.
 const _: () = assert!(std::mem::size_of::<Meta>() == 32);
 
 impl Meta {
@@ -158,21 +157,42 @@ impl Meta {
     }
 }
 
-/// A connection together with what the pool knows about it. Kept inline, not boxed: an idle
-/// connection costs its own size plus 32 bytes, in the idle set's one allocation.
-pub(crate) struct Live<C> {
+/// A connection together with what the pool knows about it, boxed once when it is opened:
+/// handing it from the idle set to a caller and back then moves one pointer, however large the
+/// connection is. Kept inline instead, the entry would save the allocation (measured: 45 bytes
+/// per idle unit connection against 74), but every acquire and release would move it through
+/// the acquire future, the guard and the idle set (measured: 79 ns against 59 per uncontended
+/// acquire + release, 539 instructions against 441).
+pub(crate) struct Live<C>(Box<Entry<C>>);
+
+/// What a [`Live`] points to.
+pub(crate) struct Entry<C> {
     pub(crate) conn: C,
     pub(crate) meta: Meta,
 }
 
 impl<C> Live<C> {
     pub(crate) fn new(conn: C, meta: Meta) -> Self {
-        Live { conn, meta }
+        Live(Box::new(Entry { conn, meta }))
     }
 
     /// The connection, leaving the pool's bookkeeping behind.
     pub(crate) fn into_conn(self) -> C {
-        self.conn
+        self.0.conn
+    }
+}
+
+impl<C> Deref for Live<C> {
+    type Target = Entry<C>;
+
+    fn deref(&self) -> &Entry<C> {
+        &self.0
+    }
+}
+
+impl<C> DerefMut for Live<C> {
+    fn deref_mut(&mut self) -> &mut Entry<C> {
+        &mut self.0
     }
 }
 

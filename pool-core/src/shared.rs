@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -510,8 +512,8 @@ impl<M: Manager> Shared<M> {
                 schedule: Schedule::new(config.maintenance_interval),
                 outcomes: Outcomes::default(),
                 episodes: Episodes::default(),
-                config,
                 ledger: Ledger::new(),
+                config,
                 queue: Queue::new(),
                 sleeping_until: None,
                 closed: false,
@@ -541,12 +543,11 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Locks the state. A panic never happens while it is held (no user code runs under it),
-    /// but if one did, the counts are still whole, so poisoning is ignored.
+    /// Locks the state. No user code runs under the lock, and the lock does not poison: a
+    /// release during a panic (which closes the connection) still finds whole counts.
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<M>> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock()
     }
 
     pub(crate) fn new_live(&self, conn: M::Connection, st: &State<M>) -> Live<M::Connection> {
@@ -646,7 +647,13 @@ impl<M: Manager> Shared<M> {
         let now = self.now();
         // While out, `last_used` says when it was handed out.
         let handed_out = std::mem::replace(&mut live.meta.last_used, now);
-        live.meta.cleanup = Cleanup::Reset;
+        // The manager's answer stands until the next checkout (nobody uses the connection
+        // meanwhile), so that checkout need not ask again.
+        live.meta.cleanup = if needs_reset {
+            Cleanup::Reset
+        } else {
+            Cleanup::None
+        };
         let mut st = self.lock();
         st.ledger.count_returned();
         let held = now.saturating_sub(handed_out);
