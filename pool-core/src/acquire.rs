@@ -171,12 +171,9 @@ pub(crate) async fn acquire<M: Manager>(
                 ))
             }
             Inspected::Work(work) => {
-                // Boxed: its timers and the manager's futures would otherwise make every
-                // acquire future, and so every queued caller, several times larger, for a step
-                // most checkouts skip.
                 let taken = Taken::new(shared, live);
                 let prepared = prepare(shared, taken, work, request, direct, &mut started);
-                (Box::pin(prepared).await, TimeoutStage::Preparing)
+                (prepared.await, TimeoutStage::Preparing)
             }
             Inspected::Close(reason) => {
                 Taken::new(shared, live).close(reason);

@@ -25,8 +25,8 @@ pub enum IdleOrder {
 /// load: once one caller queues, every later caller queues too, and each acquire costs a wake-up
 /// and a task switch for as long as the load lasts. Letting a caller take an idle connection
 /// ahead of the queue (barging) keeps the fast path, but on its own could starve a waiter.
-/// `Bounded` does both: callers may overtake waiters, but never one that has waited longer than
-/// the bound; such a waiter gets the next returned connection directly.
+/// `Bounded` does both: callers may overtake waiters, but a waiter that was passed over is not
+/// overtaken past the bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
@@ -34,9 +34,17 @@ pub enum Fairness {
     /// First come, first served: a returned connection goes to the oldest waiter, and nobody
     /// takes an idle connection while others wait.
     Strict,
-    /// Callers may take an idle connection ahead of waiters until the oldest waiter has waited
-    /// this long; from then on every returned connection goes to the oldest waiters in turn
-    /// until none has waited that long.
+    /// A returned connection is made idle and the next waiter (highest priority, then oldest)
+    /// is woken to take it; a caller that did not queue may take it first, passing the waiter
+    /// over. Once a waiter was passed over, each connection returned or opened goes straight to
+    /// the next waiter for as long as that waiter has waited at least this long.
+    ///
+    /// The guarantee: once the next waiter has waited this long, it is passed over at most once
+    /// more; the connection returned or opened after that is its own. A waiter that is woken and
+    /// finds an idle connection is never held back, so on a busy runtime, where a woken waiter
+    /// may wait longer than the bound for its turn on a thread, the pool does not hand
+    /// connections to callers that are not running yet (which would turn every acquire into a
+    /// task switch).
     Bounded(Duration),
 }
 

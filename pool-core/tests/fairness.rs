@@ -234,3 +234,56 @@ async fn a_task_looping_on_an_idle_pool_lets_other_tasks_run() {
         "the other task ran only after {seen_after:?} acquires"
     );
 }
+
+/// Tasks looping on acquire and release with no hold, on one thread: a queued caller waits only
+/// for its turn on the thread, and finds an idle connection when it gets it. However long that
+/// turn takes (here longer than the bound, which is zero), such a caller was never passed over,
+/// so returned connections are not handed to it while it is not running: that would make every
+/// acquire queue behind a caller that has not run yet, a task switch per acquire.
+#[tokio::test]
+async fn callers_waiting_only_for_their_turn_on_the_thread_do_not_force_hand_offs() {
+    const TASKS: usize = 64;
+    const ROUNDS: usize = 500;
+    for fairness in [Fairness::Bounded(Duration::ZERO), Fairness::Strict] {
+        let mock = Mock::new();
+        let pool = Pool::builder(mock.clone())
+            .max_size(4)
+            .fairness(fairness)
+            .build_lazy()
+            .unwrap();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    for _ in 0..ROUNDS {
+                        drop(pool.get().await.unwrap());
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let stats = pool.stats();
+        assert_eq!(
+            stats.acquires_direct + stats.acquires_waited,
+            (TASKS * ROUNDS) as u64
+        );
+        match fairness {
+            // Each task queues when it first runs, while the connections open, and barely after.
+            Fairness::Bounded(_) => assert!(
+                stats.acquires_waited <= 2 * TASKS as u64,
+                "{} of {} acquires waited",
+                stats.acquires_waited,
+                TASKS * ROUNDS
+            ),
+            // Strict hand-off queues nearly every acquire: the contrast the test relies on.
+            Fairness::Strict => assert!(
+                stats.acquires_waited >= (TASKS * ROUNDS / 2) as u64,
+                "only {} acquires waited under strict FIFO",
+                stats.acquires_waited
+            ),
+        }
+        assert_quiet(&pool, 0).await;
+    }
+}
