@@ -171,9 +171,12 @@ pub(crate) async fn acquire<M: Manager>(
                 ))
             }
             Inspected::Work(work) => {
+                // Boxed: the manager's futures would otherwise make every acquire future, and
+                // so every queued caller, twice as large (576 bytes against 248 with a unit
+                // manager), for a step most checkouts skip and the others spend a round trip on.
                 let taken = Taken::new(shared, live);
                 let prepared = prepare(shared, taken, work, request, direct, &mut started);
-                (prepared.await, TimeoutStage::Preparing)
+                (Box::pin(prepared).await, TimeoutStage::Preparing)
             }
             Inspected::Close(reason) => {
                 Taken::new(shared, live).close(reason);
