@@ -93,8 +93,9 @@ impl<M: Manager> Pool<M> {
     /// An idle connection is taken at once (after its reset and, if due, its check). Otherwise
     /// the caller queues, and the pool opens a connection if it has room; a returned connection
     /// or a new one goes to the queued callers as [`Config::fairness`](crate::Config::fairness)
-    /// says: by default a caller may take an idle connection ahead of those queued, but no
-    /// queued caller is passed over once it has waited longer than the bound (1 ms). With
+    /// says: by default a caller may take an idle connection ahead of those queued, but a
+    /// queued caller that was passed over is not passed over again once it has waited longer
+    /// than the bound (500 µs, give or take one more connection). With
     /// [`Fairness::Strict`](crate::Fairness::Strict), callers are served strictly first come,
     /// first served. Uses [`Priority::Normal`].
     ///
