@@ -3,10 +3,9 @@
 
 use std::panic::Location;
 use std::sync::Arc;
-
-use parking_lot::MutexGuard;
 use std::time::Duration;
 
+use parking_lot::MutexGuard;
 use tokio::time::Instant;
 
 use crate::bounded::bounded;
@@ -391,7 +390,7 @@ fn inspect<M: Manager>(
 /// while the reset and check run, and counted again once they passed.
 async fn prepare<M: Manager>(
     shared: &Arc<Shared<M>>,
-    mut checkout: Taken<'_, M>,
+    mut taken: Taken<'_, M>,
     work: Work,
     request: Request<'_>,
     direct: bool,
@@ -419,7 +418,7 @@ async fn prepare<M: Manager>(
                 d.saturating_duration_since(Instant::now())
             })
     };
-    let live = checkout.live();
+    let live = taken.live();
     if work.reset != Cleanup::None {
         let limit = || reset_timeout.min(left());
         let reset = match work.reset {
@@ -427,7 +426,7 @@ async fn prepare<M: Manager>(
             _ => bounded(manager.reset(&mut live.conn), limit).await,
         };
         if !matches!(reset, Some(Ok(()))) {
-            checkout.close(CloseReason::ResetFailed);
+            taken.close(CloseReason::ResetFailed);
             return None;
         }
         live.meta.cleanup = Cleanup::None;
@@ -438,7 +437,7 @@ async fn prepare<M: Manager>(
             bounded(manager.check(&mut live.conn), limit).await,
             Some(Ok(()))
         ) {
-            checkout.close(CloseReason::CheckFailed);
+            taken.close(CloseReason::CheckFailed);
             shared.acquisition_failed();
             return None;
         }
@@ -447,8 +446,8 @@ async fn prepare<M: Manager>(
     if direct {
         shared.lock().stats.record_direct(request.priority);
     }
-    checkout.live().meta.last_used = shared.now();
-    Some(checkout.keep())
+    taken.live().meta.last_used = shared.now();
+    Some(taken.keep())
 }
 
 /// The error of an acquire that ran out of time, counted in the stats.

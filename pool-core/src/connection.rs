@@ -45,9 +45,9 @@ pub(crate) struct Meta {
     /// When it was last handed out or returned: while it is idle, when its last user let it
     /// go; while it is out, when its user got it.
     pub(crate) last_used: Nanos,
-    /// When it last passed a check, in [`TICK`]s after `created`, saturating (after 52 days;
-    /// only a connection without a lifetime lives that long, and it is then checked by
-    /// keepalive as if its last check were that old).
+    /// When it last passed a check, in ticks of 2^`TICK_SHIFT` ns after `created`, saturating
+    /// (after 52 days; only a connection without a lifetime lives that long, and it is then
+    /// checked by keepalive as if its last check were that old).
     checked_after: u32,
     /// Unique within the pool until 2^32 connections have been opened.
     id: u32,
@@ -64,7 +64,7 @@ pub(crate) struct Meta {
     pub(crate) cleanup: Cleanup,
 }
 
-/// The unit of `Meta::checked_after`: 2^20 ns, about a millisecond, so that 32 bits span 52
+/// The tick of `Meta::checked_after`: 2^20 ns, about a millisecond, so that 32 bits span 52
 /// days.
 const TICK_SHIFT: u32 = 20;
 

@@ -448,7 +448,7 @@ impl<M: Manager> Pool<M> {
     /// not looked at. `keep` runs without the pool's lock held.
     pub fn retain(&self, mut keep: impl FnMut(&M::Connection, &ConnectionMetrics) -> bool) {
         let shared = &self.shared;
-        let taken: Vec<_> = {
+        let idle: Vec<_> = {
             let mut st = shared.lock();
             st.ledger
                 .check_out_all()
@@ -456,7 +456,7 @@ impl<M: Manager> Pool<M> {
                 .map(|live| Taken::new(shared, live))
                 .collect()
         };
-        for mut taken in taken {
+        for mut taken in idle {
             let live = taken.live();
             if keep(&live.conn, &live.meta.public(&shared.clock)) {
                 shared.restore(taken.keep());
