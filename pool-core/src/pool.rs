@@ -478,7 +478,8 @@ impl<M: Manager> Pool<M> {
         st.last_error = None;
         let closing: Vec<_> = st
             .ledger
-            .take_idle(usize::MAX)
+            .take_all_idle()
+            .into_iter()
             .map(|live| (live, CloseReason::Retired))
             .collect();
         for _ in &closing {
