@@ -35,7 +35,8 @@ impl<M: Manager> Drop for Slot<M> {
 }
 
 /// Runs one reserved connect to its end: a connection handed to the oldest waiter (or made
-/// idle), or a permanent error given to the waiters, or no one left who wants it.
+/// idle), or a permanent error given to the waiters, or no one left who wants it; then the
+/// next one, while the pool wants more.
 pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
     let mut slot = Slot {
         shared: Some(Arc::clone(&shared)),
@@ -71,12 +72,23 @@ pub(crate) async fn connect<M: Manager>(shared: Arc<Shared<M>>) {
                 live.meta.generation = generation;
                 let id = live.meta.id();
                 let back = st.put_back(live, None).err();
-                // Counted back above, under the same lock as the hand-over.
-                slot.shared = None;
+                // While the pool wants more connections, this task opens the next one itself
+                // rather than end and have a new task spawned for it: a pool filling up then
+                // spawns a task per connect at once, not per connection, and a task's memory,
+                // freed between connections that stay, would leave gaps among them.
+                let next = st.reserve_connects();
+                if next == 0 {
+                    // Counted back above, under the same lock as the hand-over.
+                    slot.shared = None;
+                }
                 shared.settle(st, back);
                 shared.health.connected();
                 tracing::debug!(target: "pool_core::connect", id, "opened a connection");
-                return;
+                if next == 0 {
+                    return;
+                }
+                shared.spawn_connects(next - 1);
+                continue;
             }
             Err(error) => error,
         };

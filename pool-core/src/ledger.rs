@@ -7,13 +7,12 @@
 //! change only through the operations below, each named for the move it makes, so the pool's
 //! size is always `idle + in use` and no connection is counted twice.
 
-use std::collections::VecDeque;
-
 use crate::config::IdleOrder;
 use crate::connection::Live;
+use crate::idle::IdleList;
 
 pub(crate) struct Ledger<C> {
-    idle: VecDeque<Live<C>>,
+    idle: IdleList<C>,
     in_use: usize,
     connecting: usize,
 }
@@ -21,7 +20,7 @@ pub(crate) struct Ledger<C> {
 impl<C> Ledger<C> {
     pub(crate) fn new() -> Self {
         Ledger {
-            idle: VecDeque::new(),
+            idle: IdleList::new(),
             in_use: 0,
             connecting: 0,
         }
@@ -55,15 +54,15 @@ impl<C> Ledger<C> {
     #[inline]
     pub(crate) fn check_out(&mut self, order: IdleOrder) -> Option<Live<C>> {
         let live = match order {
-            IdleOrder::Fifo => self.idle.pop_front(),
-            IdleOrder::Lifo => self.idle.pop_back(),
+            IdleOrder::Fifo => self.idle.pop_oldest(),
+            IdleOrder::Lifo => self.idle.pop_newest(),
         }?;
         self.in_use += 1;
         Some(live)
     }
 
     /// Every idle connection to in use, for code that looks at each without the lock.
-    pub(crate) fn check_out_all(&mut self) -> VecDeque<Live<C>> {
+    pub(crate) fn check_out_all(&mut self) -> IdleList<C> {
         let idle = std::mem::take(&mut self.idle);
         self.in_use += idle.len();
         idle
@@ -72,7 +71,7 @@ impl<C> Ledger<C> {
     /// In hand to idle.
     #[inline]
     pub(crate) fn make_idle(&mut self, live: Live<C>) {
-        self.idle.push_back(live);
+        self.idle.push(live);
     }
 
     /// In hand to in use: a connection handed to a waiter, or kept for a check.
@@ -89,16 +88,12 @@ impl<C> Ledger<C> {
     }
 
     /// Idle to in hand: the `n` longest idle connections.
-    pub(crate) fn take_idle(
-        &mut self,
-        n: usize,
-    ) -> std::collections::vec_deque::Drain<'_, Live<C>> {
-        let n = n.min(self.idle.len());
-        self.idle.drain(..n)
+    pub(crate) fn take_idle(&mut self, n: usize) -> IdleList<C> {
+        self.idle.split_oldest(n)
     }
 
     /// Idle to in hand: all of them.
-    pub(crate) fn take_all_idle(&mut self) -> VecDeque<Live<C>> {
+    pub(crate) fn take_all_idle(&mut self) -> IdleList<C> {
         std::mem::take(&mut self.idle)
     }
 

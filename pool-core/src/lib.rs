@@ -86,6 +86,7 @@ mod connector;
 mod error;
 pub mod export;
 mod health;
+mod idle;
 mod leak;
 mod ledger;
 mod maintenance;

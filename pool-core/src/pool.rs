@@ -452,7 +452,6 @@ impl<M: Manager> Pool<M> {
             let mut st = shared.lock();
             st.ledger
                 .check_out_all()
-                .into_iter()
                 .map(|live| Taken::new(shared, live))
                 .collect()
         };
@@ -479,7 +478,6 @@ impl<M: Manager> Pool<M> {
         let closing: Vec<_> = st
             .ledger
             .take_all_idle()
-            .into_iter()
             .map(|live| (live, CloseReason::Retired))
             .collect();
         for _ in &closing {

@@ -846,7 +846,7 @@ impl<M: Manager> Shared<M> {
         // grant or its own place in the count, never neither.
         st.queue.settle_all(|| Grant::Closed);
         let idle = st.ledger.take_all_idle();
-        for _ in &idle {
+        for _ in 0..idle.len() {
             st.stats.closes.add(CloseReason::PoolClosed);
         }
         let drained = st.drained();
