@@ -4,12 +4,13 @@
 //! `hot_path [OPS]` runs the uncontended path (acquire an idle connection, drop it);
 //! `hot_path OPS TASKS hold` runs TASKS tasks on 8 connections that hold each one across a
 //! `yield_now`, so most acquires wait. A last argument `multi` runs them on the multi-thread
-//! runtime instead.
+//! runtime instead; an argument `strict` (before `multi`) serves waiters in strict FIFO order.
 //!
 //! `hot_path OPS floor` measures the floor of the uncontended path: the atomic operations any
 //! design with a shared, locked idle set and an owned guard pays per acquire + release (the
 //! lock taken and released twice, the pool's `Arc` cloned into the guard and dropped), in a
-//! loop with nothing else.
+//! loop with nothing else. `hot_path OPS lock-free-floor` measures the same for a design whose
+//! idle set is lock-free: one atomic exchange to take a connection and one to put it back.
 
 use pool_core::{Manager, Pool};
 
@@ -49,14 +50,32 @@ fn floor(ops: u32) {
     println!("{ns:.1} ns per two lock/unlock pairs and an Arc clone and drop");
 }
 
+/// The floor of a lock-free idle set: one atomic exchange per acquire and one per release, and
+/// the `Arc` cloned and dropped.
+fn lock_free_floor(ops: u32) {
+    let shared = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let start = std::time::Instant::now();
+    for _ in 0..ops {
+        let taken = shared.swap(0, std::sync::atomic::Ordering::AcqRel);
+        let guard = std::hint::black_box(std::sync::Arc::clone(&shared));
+        guard.swap(taken, std::sync::atomic::Ordering::AcqRel);
+        drop(guard);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(ops);
+    println!("{ns:.1} ns per two atomic exchanges and an Arc clone and drop");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(2).is_some_and(|a| a == "floor") {
-        let ops = args
-            .get(1)
+    let floor_ops = || {
+        args.get(1)
             .and_then(|n| n.parse().ok())
-            .unwrap_or(10_000_000);
-        return floor(ops);
+            .unwrap_or(10_000_000)
+    };
+    match args.get(2).map(String::as_str) {
+        Some("floor") => return floor(floor_ops()),
+        Some("lock-free-floor") => return lock_free_floor(floor_ops()),
+        _ => {}
     }
     let number =
         |i: usize, default: u32| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
@@ -64,6 +83,11 @@ fn main() {
     let tasks = number(2, 1);
     let hold = args.get(3).is_some_and(|a| a == "hold");
     let multi = args.last().is_some_and(|a| a == "multi");
+    let fairness = if args.iter().any(|a| a == "strict") {
+        pool_core::Fairness::Strict
+    } else {
+        pool_core::Fairness::default()
+    };
     let rt = if multi {
         tokio::runtime::Builder::new_multi_thread()
     } else {
@@ -74,6 +98,7 @@ fn main() {
     .expect("a tokio runtime");
     rt.block_on(async {
         let pool = Pool::builder(Unit)
+            .fairness(fairness)
             .max_size(8)
             .initial_size(8)
             .build()
