@@ -67,19 +67,14 @@ fn lock_free_floor(ops: u32) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let floor_ops = || {
-        args.get(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(10_000_000)
-    };
-    match args.get(2).map(String::as_str) {
-        Some("floor") => return floor(floor_ops()),
-        Some("lock-free-floor") => return lock_free_floor(floor_ops()),
-        _ => {}
-    }
     let number =
         |i: usize, default: u32| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
     let ops = number(1, 10_000_000);
+    match args.get(2).map(String::as_str) {
+        Some("floor") => return floor(ops),
+        Some("lock-free-floor") => return lock_free_floor(ops),
+        _ => {}
+    }
     let tasks = number(2, 1);
     let hold = args.get(3).is_some_and(|a| a == "hold");
     let multi = args.last().is_some_and(|a| a == "multi");

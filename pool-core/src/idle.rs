@@ -50,6 +50,15 @@ impl<C> Stack<C> {
         self.0.is_none()
     }
 
+    /// The top entry, after refilling this stack from `other` (reversed) if it is empty.
+    #[inline]
+    fn pop_or_refill(&mut self, other: &mut Stack<C>) -> Option<Live<C>> {
+        if self.is_empty() {
+            other.reverse_onto(self);
+        }
+        self.pop()
+    }
+
     /// Moves every entry of `self` onto `to`, reversing their order.
     #[cold]
     fn reverse_onto(&mut self, to: &mut Stack<C>) {
@@ -91,10 +100,7 @@ impl<C> IdleList<C> {
     /// The connection idle longest.
     #[inline]
     pub(crate) fn pop_oldest(&mut self) -> Option<Live<C>> {
-        if self.oldest.is_empty() {
-            self.newest.reverse_onto(&mut self.oldest);
-        }
-        let live = self.oldest.pop()?;
+        let live = self.oldest.pop_or_refill(&mut self.newest)?;
         self.len -= 1;
         Some(live)
     }
@@ -102,10 +108,7 @@ impl<C> IdleList<C> {
     /// The connection returned last.
     #[inline]
     pub(crate) fn pop_newest(&mut self) -> Option<Live<C>> {
-        if self.newest.is_empty() {
-            self.oldest.reverse_onto(&mut self.newest);
-        }
-        let live = self.newest.pop()?;
+        let live = self.newest.pop_or_refill(&mut self.oldest)?;
         self.len -= 1;
         Some(live)
     }
