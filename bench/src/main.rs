@@ -2,7 +2,8 @@
 //! and one run.
 //!
 //! `cargo run --release -p pool-bench -- [micro] [realistic] [spike] [memory] [postgres] [mysql]
-//! [redis] [--quick]` (no suite: all of them)
+//! [redis] [--quick] [--fresh-only]` (no suite: all of them; `--fresh-only` keeps `micro` to its
+//! fresh-pool tables)
 
 mod contenders;
 mod isolate;
@@ -23,6 +24,7 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
+    let fresh_only = args.iter().any(|a| a == "--fresh-only");
     let suites: Vec<&str> = args
         .iter()
         .map(String::as_str)
@@ -52,11 +54,12 @@ fn main() {
     for suite in suites {
         let outcome = match suite {
             "micro" => {
-                micro::run(&if quick {
+                let plan = if quick {
                     micro::Plan::quick()
                 } else {
                     micro::Plan::full()
-                });
+                };
+                micro::run(&micro::Plan { fresh_only, ..plan });
                 Outcome::Done
             }
             "realistic" => {

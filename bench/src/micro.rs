@@ -42,6 +42,9 @@ pub struct Plan {
     pub sizes: &'static [usize],
     /// Concurrent tasks.
     pub tasks: &'static [usize],
+    /// Only the fresh-pool tables (the regime users measure) and the uncontended figure, in
+    /// about half the time.
+    pub fresh_only: bool,
 }
 
 impl Plan {
@@ -52,6 +55,7 @@ impl Plan {
             samples: 7,
             sizes: &[8, 32],
             tasks: &[16, 64, 256],
+            fresh_only: false,
         }
     }
 
@@ -62,6 +66,7 @@ impl Plan {
             samples: 3,
             sizes: &[8],
             tasks: &[16, 256],
+            fresh_only: false,
         }
     }
 }
@@ -412,7 +417,12 @@ impl Worst {
 pub fn run(plan: &Plan) {
     let mut columns = columns();
     let mut summary = Vec::new();
-    for regime in [Regime::Fresh, Regime::Prefilled] {
+    let regimes: &[Regime] = if plan.fresh_only {
+        &[Regime::Fresh]
+    } else {
+        &[Regime::Fresh, Regime::Prefilled]
+    };
+    for &regime in regimes {
         for flavor in Flavor::ALL {
             let rows = measure_table(&mut columns, plan, regime, flavor);
             summary.push(print_table(&columns, plan, regime, flavor, &rows));

@@ -139,8 +139,8 @@ impl<M: Manager> State<M> {
     }
 
     /// What checkouts follow now; worked out once per configuration, not per acquire.
-    pub(crate) fn policy(&self) -> Policy {
-        self.policy
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Replaces the configuration and what follows from it.

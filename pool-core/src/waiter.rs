@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use crate::manager::Manager;
 use crate::place::QueuePlace;
 use crate::queue::{Found, Grant, Key, Left};
-use crate::shared::Shared;
+use crate::shared::{Policy, Shared};
 
 /// The caller's end of its place in the queue.
 pub(crate) struct Waiter<'a, M: Manager> {
@@ -43,10 +43,12 @@ impl<'a, M: Manager> Waiter<'a, M> {
     }
 }
 
+/// The grant, with the checkout policy in force when it was collected (for the connection's
+/// outlook).
 impl<M: Manager> Future for Waiter<'_, M> {
-    type Output = Grant<M>;
+    type Output = (Grant<M>, Policy);
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Grant<M>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Grant<M>, Policy)> {
         let key = self.key.expect("a Waiter is not polled after it finished");
         let mut st = self.shared.lock();
         let grant = match st.queue.look(key, cx) {
@@ -62,9 +64,10 @@ impl<M: Manager> Future for Waiter<'_, M> {
             },
         };
         self.shared.metrics.publish(&st);
+        let policy = *st.policy();
         drop(st);
         self.left();
-        Poll::Ready(grant)
+        Poll::Ready((grant, policy))
     }
 }
 
