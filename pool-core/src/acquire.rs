@@ -5,7 +5,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use parking_lot::MutexGuard;
@@ -68,11 +68,11 @@ pub(crate) struct Request<'a> {
 /// checkout policy is at hand (under the lock, for a connection taken there), so that only the
 /// manager's questions are left for after it.
 #[derive(Clone, Copy)]
-struct Outlook {
+pub(crate) struct Outlook {
     /// The time it was worked out for, which the connection is handed out at.
     at: Nanos,
-    expired: bool,
-    check: bool,
+    pub(crate) expired: bool,
+    pub(crate) check: bool,
     /// Whether its holder is recorded (`Policy::track_holders`).
     track_holders: bool,
 }
@@ -80,7 +80,7 @@ struct Outlook {
 impl Policy {
     /// The outlook of a connection with `meta` handed out at `now`.
     #[inline]
-    fn outlook(&self, meta: &Meta, now: Nanos) -> Outlook {
+    pub(crate) fn outlook(&self, meta: &Meta, now: Nanos) -> Outlook {
         let fresh = now.saturating_sub(meta.last_active()) < self.skip_check_within;
         Outlook {
             at: now,
@@ -118,8 +118,12 @@ enum Begun<C> {
 
 /// Where an acquire stands after [`begin`], with the connection it took looked at.
 enum Found<C> {
-    /// An idle connection, counted in use, its outlook, and what it needs.
-    Taken(Live<C>, Outlook, Inspected),
+    /// An idle connection, counted in use, what it needs, and whether its holder is recorded.
+    Taken {
+        live: Live<C>,
+        inspected: Inspected,
+        track_holders: bool,
+    },
     /// A place in the queue, and when the acquire started.
     Queued(Key, Instant),
 }
@@ -161,7 +165,7 @@ pin_project! {
     /// [`engine`]'s future, which waits in the queue, resets and checks. An async fn keeps the
     /// locals that live across its awaits in the future's memory and moves them there and back,
     /// so the same checkout inside the engine cost more: 434 instructions per uncontended
-    /// acquire + release against 397 this way (callgrind, the `hot_path` example).
+    /// acquire + release against 408 this way (callgrind, the `hot_path` example).
     pub(crate) struct Acquire<'a, M: Manager, E, F> {
         // Makes the engine's future from the request and what the first poll found: the
         // function item `engine`, which takes no room.
@@ -227,9 +231,13 @@ where
             if coop_due() {
                 ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
             }
-            let found = match find(shared, request, true, None) {
-                Ok(Found::Taken(live, outlook, Inspected::Ready)) => {
-                    let conn = hand_out(shared, live, request, outlook, None);
+            let found = match find(shared, request, true, None, Some(cx.waker())) {
+                Ok(Found::Taken {
+                    live,
+                    inspected: Inspected::Ready,
+                    track_holders,
+                }) => {
+                    let conn = hand_out(shared, live, request, track_holders, Waited::No);
                     this.stage.set(Stage::Done);
                     return Poll::Ready(Ok(conn));
                 }
@@ -255,15 +263,22 @@ fn find<M: Manager>(
     request: &Request<'_>,
     count_direct: bool,
     started: Option<Instant>,
+    waker: Option<&Waker>,
 ) -> Result<Found<M::Connection>, Error<M::Error>> {
     let now = shared.now();
-    Ok(match begin(shared, request, count_direct, started, now)? {
-        Begun::Idle(mut live, outlook) => {
-            let inspected = inspect(shared, &mut live, outlook);
-            Found::Taken(live, outlook, inspected)
-        }
-        Begun::Queued(key, since) => Found::Queued(key, since),
-    })
+    Ok(
+        match begin(shared, request, count_direct, started, now, waker)? {
+            Begun::Idle(mut live, outlook) => {
+                let inspected = inspect(shared, &mut live, outlook);
+                Found::Taken {
+                    live,
+                    inspected,
+                    track_holders: outlook.track_holders,
+                }
+            }
+            Begun::Queued(key, since) => Found::Queued(key, since),
+        },
+    )
 }
 
 /// The rest of an acquire that its first poll could not finish: from what that poll `found`,
@@ -280,25 +295,37 @@ async fn engine<'a, M: Manager>(
     // counted while that happens, so a caller that goes away or moves on meanwhile leaves no
     // count behind.
     let mut queued = false;
+    // Whether its wait is in the stats yet (it is recorded when its connection is collected, if
+    // the pool can tell then that the connection needs nothing).
+    let mut recorded = false;
+    // Whether `found` is what the first poll found: a caller that queued there had its waker
+    // registered as it queued (later rounds of this loop queue without one).
+    let mut first = true;
     loop {
-        let (live, outlook, inspected, direct) = match found {
-            Found::Taken(live, outlook, inspected) => (live, outlook, inspected, !queued),
+        let (live, inspected, track_holders, direct) = match found {
+            Found::Taken {
+                live,
+                inspected,
+                track_holders,
+            } => (live, inspected, track_holders, !queued),
             Found::Queued(key, since) => {
                 queued = true;
                 started = Some(since);
                 // Deadlines are enforced by the background task, which must be running.
                 maintenance::ensure_started(shared);
-                match Waiter::new(shared, key, request.place).await {
-                    (Grant::Conn(mut live), policy) => {
-                        let outlook = policy.outlook(&live.meta, shared.now());
+                let waiter = Waiter::new(shared, key, request.place, first, !recorded);
+                match waiter.await {
+                    Ok((mut live, outlook, waited)) => {
+                        recorded |= waited;
                         let inspected = inspect(shared, &mut live, outlook);
-                        (live, outlook, inspected, false)
+                        (live, inspected, outlook.track_holders, false)
                     }
-                    (Grant::Failed(error), _) => return Err(Error::Connect(error)),
-                    (Grant::TimedOut, _) => {
+                    Err(Grant::Failed(error)) => return Err(Error::Connect(error)),
+                    Err(Grant::TimedOut) => {
                         return Err(timeout(shared, request, since, TimeoutStage::Waiting))
                     }
-                    (Grant::Closed, _) => return Err(Error::Closed),
+                    Err(Grant::Closed) => return Err(Error::Closed),
+                    Err(Grant::Conn(_)) => unreachable!("a connection is collected as `Ok`"),
                 }
             }
         };
@@ -327,51 +354,66 @@ async fn engine<'a, M: Manager>(
             }
         };
         if let Some(live) = prepared {
-            let since = started.filter(|_| queued);
-            return Ok(hand_out(shared, live, &request, outlook, since));
+            let waited = if recorded {
+                Waited::Recorded
+            } else {
+                started.filter(|_| queued).map_or(Waited::No, Waited::Since)
+            };
+            return Ok(hand_out(shared, live, &request, track_holders, waited));
         }
         let limit = request.wait.limit(shared.lock().config.acquire_timeout);
         let (start, deadline) = started_and_deadline(&mut started, limit);
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(timeout(shared, request, start, stage));
         }
-        found = find(shared, &request, !queued, started)?;
+        first = false;
+        found = find(shared, &request, !queued, started, None)?;
     }
 }
 
-/// The guard for a connection ready to go to the caller; `started` is when the acquire first
-/// queued, if it did (then it counts as waited).
+/// Whether an acquire served now waited, and whether that is in the stats yet.
+enum Waited {
+    /// It did not queue.
+    No,
+    /// It queued at this moment: its wait is still to be recorded.
+    Since(Instant),
+    /// It waited, and that is recorded already.
+    Recorded,
+}
+
+/// The guard for a connection ready to go to the caller, its holder recorded if
+/// `track_holders`.
 #[inline(always)]
 fn hand_out<M: Manager>(
     shared: &Arc<Shared<M>>,
     mut live: Live<M::Connection>,
     request: &Request<'_>,
-    outlook: Outlook,
-    started: Option<Instant>,
+    track_holders: bool,
+    waited: Waited,
 ) -> PooledConnection<M> {
     live.meta.count_use();
-    let waited = match started {
-        Some(since) => {
+    match waited {
+        Waited::No => shared.metrics.waited(Duration::ZERO),
+        Waited::Since(since) => {
             let waited = since.elapsed();
             shared
                 .lock()
                 .record_waited(request.priority, waited, shared.now());
-            waited
+            shared.metrics.waited(waited);
         }
-        None => Duration::ZERO,
-    };
-    shared.metrics.waited(waited);
+        Waited::Recorded => {}
+    }
     shared.health.served();
-    if outlook.track_holders {
+    if track_holders {
         shared.watch_leak(live.meta.id(), request.caller, shared.now());
     }
     PooledConnection::new(live, Arc::clone(shared))
 }
 
 /// Takes an idle connection if the caller may (nobody waits, or overtaking is allowed and
-/// nobody of a higher priority waits), else queues it. `count_direct` counts a direct acquire
-/// in the stats; `started` is when the acquire first queued, if it did; `now` is the time an
-/// idle connection is handed out at.
+/// nobody of a higher priority waits), else queues it, with `waker` if one is at hand.
+/// `count_direct` counts a direct acquire in the stats; `started` is when the acquire first
+/// queued, if it did; `now` is the time an idle connection is handed out at.
 #[inline(always)]
 fn begin<M: Manager>(
     shared: &Arc<Shared<M>>,
@@ -379,6 +421,7 @@ fn begin<M: Manager>(
     count_direct: bool,
     started: Option<Instant>,
     now: Nanos,
+    waker: Option<&Waker>,
 ) -> Result<Begun<M::Connection>, Error<M::Error>> {
     let mut st = shared.lock();
     if st.closed {
@@ -397,7 +440,7 @@ fn begin<M: Manager>(
             return Ok(Begun::Idle(live, outlook));
         }
     }
-    let (key, since) = queue(shared, st, request, started)?;
+    let (key, since) = queue(shared, st, request, started, waker)?;
     Ok(Begun::Queued(key, since))
 }
 
@@ -409,6 +452,7 @@ fn queue<M: Manager>(
     mut st: MutexGuard<'_, State<M>>,
     request: &Request<'_>,
     started: Option<Instant>,
+    waker: Option<&Waker>,
 ) -> Result<(Key, Instant), Error<M::Error>> {
     if let Wait::Never = request.wait {
         return Err(Error::NoIdle);
@@ -444,7 +488,7 @@ fn queue<M: Manager>(
     }
     let since = started.unwrap_or_else(Instant::now);
     let deadline = limit.and_then(|limit| since.checked_add(limit));
-    let (key, earliest) = st.queue.push(request.priority, since, deadline);
+    let (key, earliest) = st.queue.push(request.priority, since, deadline, waker);
     // The background task sleeps until the earliest deadline it knows of; only a caller due
     // before that has to wake it.
     let wake =

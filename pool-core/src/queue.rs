@@ -7,9 +7,9 @@
 //! and purged when dead keys pile up.
 //!
 //! Callers are served in two ways (see [`Fairness`](crate::Fairness)): a connection is handed
-//! straight to the next caller in order ([`Queue::grant_next`]), or it is made idle and one
-//! caller is woken to come and take it ([`Queue::wake_one`]), competing with callers that have
-//! not queued. The pool keeps one promise about woken callers: while a connection is idle and
+//! straight to the next caller in order ([`Queue::grant_next`], [`Queue::grant`]), or it is
+//! made idle and one caller is woken to come and take it ([`Queue::wake_one`]), competing with
+//! callers that have not queued. The pool keeps one promise about woken callers: while a connection is idle and
 //! someone waits, some caller is on its way (`woken > 0`), so nobody waits next to an idle
 //! connection.
 
@@ -164,12 +164,14 @@ impl<M: Manager> Queue<M> {
         self.next_deadline
     }
 
-    /// Queues a caller. Returns its key, and whether its deadline is the earliest now known.
+    /// Queues a caller, with its waker if it has one at hand. Returns its key, and whether its
+    /// deadline is the earliest now known.
     pub(crate) fn push(
         &mut self,
         priority: Priority,
         since: Instant,
         deadline: Option<Instant>,
+        waker: Option<&Waker>,
     ) -> (Key, bool) {
         self.purge();
         let index = self.vacant.pop().unwrap_or_else(|| {
@@ -186,6 +188,7 @@ impl<M: Manager> Queue<M> {
         });
         let slot = &mut self.slots[index as usize];
         slot.stand = Stand::Waiting { woken: false };
+        slot.waker = waker.cloned();
         slot.since = since;
         slot.deadline = deadline;
         slot.priority = priority;
@@ -202,6 +205,12 @@ impl<M: Manager> Queue<M> {
             self.next_deadline = deadline;
         }
         (key, earliest)
+    }
+
+    /// When the acquire of the caller `key` names started, and at what priority it asks.
+    pub(crate) fn caller(&self, key: Key) -> (Instant, Priority) {
+        let slot = &self.slots[key.index as usize];
+        (slot.since, slot.priority)
     }
 
     fn slot(&self, key: Key) -> Option<&Slot<M>> {
@@ -256,14 +265,15 @@ impl<M: Manager> Queue<M> {
     }
 
     /// Whether the pool owes the caller to serve next a connection, to be handed to it
-    /// directly rather than made idle for whoever comes first; if so, the time it read.
+    /// directly rather than made idle for whoever comes first; if so, that caller's key (for
+    /// [`Queue::grant`]).
     ///
     /// It owes one to a caller that has waited `bound` or longer while callers were passed
     /// over lately (a caller that merely has not run yet is not owed one: it will find an idle
     /// connection when it runs), and to a caller of a lower priority boosted past the others.
     /// The clock is read only when one of those can be the case. Once nobody is owed one,
     /// passing over is forgotten until it happens again.
-    pub(crate) fn owed(&mut self, bound: Duration, boost: Option<Duration>) -> Option<Instant> {
+    pub(crate) fn owed(&mut self, bound: Duration, boost: Option<Duration>) -> Option<Key> {
         let mixed = boost.is_some() && self.per_level.iter().filter(|&&n| n > 0).count() > 1;
         if !self.passed_over && !mixed {
             return None;
@@ -274,7 +284,12 @@ impl<M: Manager> Queue<M> {
         let due = self.passed_over && waited >= bound;
         let boosted = mixed && boost.is_some_and(|b| waited >= b);
         self.passed_over = due;
-        (due || boosted).then_some(now)
+        (due || boosted).then_some(key)
+    }
+
+    /// Settles the wait of the caller `key` names, still waiting, with `grant`.
+    pub(crate) fn grant(&mut self, key: Key, grant: Grant<M>) {
+        self.settle(key, grant);
     }
 
     /// Settles the wait of the caller to serve next with `grant`; hands `grant` back if

@@ -301,22 +301,25 @@ impl<M: Manager> State<M> {
     #[inline(never)]
     fn share_out(&mut self, live: Live<M::Connection>) {
         let boost = self.config.priority_boost_after;
-        let direct = match self.config.fairness {
-            Fairness::Strict => Some(Instant::now()),
-            Fairness::Bounded(bound) => self.queue.owed(bound, boost),
+        let granted = match self.config.fairness {
+            Fairness::Strict => self
+                .queue
+                .grant_next(Grant::Conn(live), Instant::now(), boost),
+            Fairness::Bounded(bound) => match self.queue.owed(bound, boost) {
+                Some(key) => {
+                    self.queue.grant(key, Grant::Conn(live));
+                    Ok(())
+                }
+                None => Err(Grant::Conn(live)),
+            },
         };
-        if let Some(now) = direct {
-            match self.queue.grant_next(Grant::Conn(live), now, boost) {
-                Ok(()) => self.ledger.count_in_use(),
-                Err(Grant::Conn(live)) => self.ledger.make_idle(live),
-                Err(_) => unreachable!("a grant refused comes back as it was"),
-            }
-            // The caller served may have been the one on its way to another idle connection.
-            self.send_for_idle();
-        } else {
-            self.ledger.make_idle(live);
-            self.send_for_idle();
+        match granted {
+            Ok(()) => self.ledger.count_in_use(),
+            Err(Grant::Conn(live)) => self.ledger.make_idle(live),
+            Err(_) => unreachable!("a grant refused comes back as it was"),
         }
+        // The caller served may have been the one on its way to another idle connection.
+        self.send_for_idle();
     }
 
     /// Closes a returned connection that `Recycle` replaces, and asks for one in its place.

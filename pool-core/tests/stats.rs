@@ -239,3 +239,43 @@ async fn connection_metrics_follow_each_use() {
     drop(conn);
     assert_quiet(&pool, 0).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_whose_connection_turns_out_broken_is_counted_once() {
+    let mock = Mock::new();
+    // Connections come back clean, so the pool itself sees nothing to do before handing one out.
+    mock.track_state(true);
+    let pool = Pool::builder(mock.clone())
+        .max_size(1)
+        .build()
+        .await
+        .unwrap();
+    let held = hold(pool.get().await.unwrap());
+    let waited_before = pool.stats().acquires_waited;
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(|conn| conn.id) }
+    });
+    settle().await;
+    // Its connection comes back whole, and is found broken on its way to the waiter: the
+    // waiter queues again and is served by the connection opened in its place.
+    mock.set(Op::Connect, Behave::Slow(Duration::from_millis(10)));
+    drop(held);
+    mock.set_broken(true);
+    settle().await;
+    mock.set_broken(false);
+    let served_by = waiter.await.unwrap().unwrap();
+
+    let stats = pool.stats();
+    assert_eq!(
+        served_by, 2,
+        "served by the connection opened in place of the broken one"
+    );
+    assert_eq!(stats.closes.get(CloseReason::Broken), 1);
+    assert_eq!(stats.acquires_waited - waited_before, 1);
+    assert_eq!(
+        stats.wait_time.count(),
+        stats.acquires_direct + stats.acquires_waited
+    );
+    assert_quiet(&pool, 0).await;
+}
