@@ -127,7 +127,10 @@ pub struct Stats {
     pub closes: Closes,
     /// Acquires served from an idle connection without queueing.
     pub acquires_direct: u64,
-    /// Acquires that queued and were then served.
+    /// Acquires that queued and were then served: counted once per acquire, when it is handed
+    /// a connection that needs no reset or check. (Should that connection then turn out broken,
+    /// the caller goes on waiting for another without being counted again; if it then times
+    /// out, it is counted under both headings.)
     pub acquires_waited: u64,
     /// Acquires that timed out.
     pub acquires_timed_out: u64,
