@@ -112,8 +112,8 @@ struct Work {
 enum Begun<C> {
     /// An idle connection, now counted in use, and its outlook.
     Idle(Live<C>, Outlook),
-    /// A place in the queue, and when the acquire started.
-    Queued(Key, Instant),
+    /// A place in the queue.
+    Queued(Key),
 }
 
 /// Where an acquire stands after [`begin`], with the connection it took looked at.
@@ -124,8 +124,8 @@ enum Found<C> {
         inspected: Inspected,
         track_holders: bool,
     },
-    /// A place in the queue, and when the acquire started.
-    Queued(Key, Instant),
+    /// A place in the queue.
+    Queued(Key),
 }
 
 /// When an acquire started (now, if it has not been given a start yet) and its deadline, given
@@ -165,7 +165,7 @@ pin_project! {
     /// [`engine`]'s future, which waits in the queue, resets and checks. An async fn keeps the
     /// locals that live across its awaits in the future's memory and moves them there and back,
     /// so the same checkout inside the engine cost more: 434 instructions per uncontended
-    /// acquire + release against 408 this way (callgrind, the `hot_path` example).
+    /// acquire + release against 410 this way (callgrind, the `hot_path` example).
     pub(crate) struct Acquire<'a, M: Manager, E, F> {
         // Makes the engine's future from the request and what the first poll found: the
         // function item `engine`, which takes no room.
@@ -276,7 +276,7 @@ fn find<M: Manager>(
                     track_holders: outlook.track_holders,
                 }
             }
-            Begun::Queued(key, since) => Found::Queued(key, since),
+            Begun::Queued(key) => Found::Queued(key),
         },
     )
 }
@@ -308,13 +308,14 @@ async fn engine<'a, M: Manager>(
                 inspected,
                 track_holders,
             } => (live, inspected, track_holders, !queued),
-            Found::Queued(key, since) => {
+            Found::Queued(key) => {
                 queued = true;
-                started = Some(since);
                 // Deadlines are enforced by the background task, which must be running.
                 maintenance::ensure_started(shared);
                 let waiter = Waiter::new(shared, key, request.place, first, !recorded);
-                match waiter.await {
+                let (since, collected) = waiter.await;
+                started = Some(since);
+                match collected {
                     Ok((mut live, outlook, waited)) => {
                         recorded |= waited;
                         let inspected = inspect(shared, &mut live, outlook);
@@ -440,8 +441,7 @@ fn begin<M: Manager>(
             return Ok(Begun::Idle(live, outlook));
         }
     }
-    let (key, since) = queue(shared, st, request, started, waker)?;
-    Ok(Begun::Queued(key, since))
+    queue(shared, st, request, started, waker).map(Begun::Queued)
 }
 
 /// The part of [`begin`] for a caller that found no idle connection it may take: queues it
@@ -453,7 +453,7 @@ fn queue<M: Manager>(
     request: &Request<'_>,
     started: Option<Instant>,
     waker: Option<&Waker>,
-) -> Result<(Key, Instant), Error<M::Error>> {
+) -> Result<Key, Error<M::Error>> {
     if let Wait::Never = request.wait {
         return Err(Error::NoIdle);
     }
@@ -500,7 +500,7 @@ fn queue<M: Manager>(
     if let Some((held_at, warn, _)) = deadlock {
         warn_self_deadlock(warn, held_at, request.caller);
     }
-    Ok((key, since))
+    Ok(key)
 }
 
 /// The warning of a self-deadlock, if it is the pool's first.

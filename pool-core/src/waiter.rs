@@ -72,9 +72,10 @@ impl<'a, M: Manager> Waiter<'a, M> {
 }
 
 impl<M: Manager> Future for Waiter<'_, M> {
-    type Output = Collected<M>;
+    /// When the caller's acquire started, and what it collected.
+    type Output = (Instant, Collected<M>);
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Collected<M>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Instant, Collected<M>)> {
         let key = self.key.expect("a Waiter is not polled after it finished");
         if std::mem::take(&mut self.registered) {
             return Poll::Pending;
@@ -120,12 +121,13 @@ impl<M: Manager> Future for Waiter<'_, M> {
         self.shared.metrics.publish(&st);
         drop(st);
         self.left();
-        Poll::Ready(collected.map(|(live, outlook, waited)| {
+        let collected = collected.map(|(live, outlook, waited)| {
             if let Some(waited) = waited {
                 self.shared.metrics.waited(waited);
             }
             (live, outlook, waited.is_some())
-        }))
+        });
+        Poll::Ready((since, collected))
     }
 }
 
