@@ -9,9 +9,9 @@
 //! Callers are served in two ways (see [`Fairness`](crate::Fairness)): a connection is handed
 //! straight to the next caller in order ([`Queue::grant_next`], [`Queue::grant`]), or it is
 //! made idle and one caller is woken to come and take it ([`Queue::wake_one`]), competing with
-//! callers that have not queued. The pool keeps one promise about woken callers: while a connection is idle and
-//! someone waits, some caller is on its way (`woken > 0`), so nobody waits next to an idle
-//! connection.
+//! callers that have not queued. The pool keeps one promise about woken callers: while a
+//! connection is idle and someone waits, some caller is on its way (`woken > 0`), so nobody
+//! waits next to an idle connection.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
