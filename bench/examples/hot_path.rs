@@ -5,6 +5,11 @@
 //! `hot_path OPS TASKS hold` runs TASKS tasks on 8 connections that hold each one across a
 //! `yield_now`, so most acquires wait. A last argument `multi` runs them on the multi-thread
 //! runtime instead; an argument `strict` (before `multi`) serves waiters in strict FIFO order.
+//! An argument `tokens` (before `multi`) runs the same tasks on the cheapest hand-off there is
+//! in place of the pool: 8 tokens in one atomic word, taken and put back with one atomic
+//! operation each, a task that finds none yielding and trying again. It is the floor, for that
+//! shape, of any pool whose connections are shared between threads; `runtime` runs the loop
+//! with no pool at all (the runtime's own floor).
 //!
 //! `hot_path OPS floor` measures the floor of the uncontended path: the atomic operations any
 //! design with a shared, locked idle set and an owned guard pays per acquire + release (the
@@ -50,6 +55,67 @@ fn floor(ops: u32) {
     println!("{ns:.1} ns per two lock/unlock pairs and an Arc clone and drop");
 }
 
+/// 8 tokens, one bit each: the least shared state a pool of 8 connections can have.
+struct Tokens(std::sync::atomic::AtomicU64);
+
+impl Tokens {
+    /// Takes a token, yielding to the runtime until one is free.
+    async fn take(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        loop {
+            let free = self.0.load(Ordering::Acquire);
+            let token = free & free.wrapping_neg();
+            if token == 0 {
+                tokio::task::yield_now().await;
+            } else if self
+                .0
+                .compare_exchange(free, free & !token, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return token;
+            }
+        }
+    }
+
+    fn put_back(&self, token: u64) {
+        self.0.fetch_or(token, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The loop of `tasks` tasks on `Tokens` instead of the pool (`tokens`), or with nothing in
+/// place of the pool (`runtime`); `hold` as in the pool's loop.
+async fn tasks_floor(ops: u32, tasks: u32, hold: bool, tokens: bool) {
+    let shared = std::sync::Arc::new(Tokens(std::sync::atomic::AtomicU64::new(0xff)));
+    let start = std::time::Instant::now();
+    let workers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let shared = std::sync::Arc::clone(&shared);
+            tokio::spawn(async move {
+                for _ in 0..ops / tasks {
+                    let held = if tokens {
+                        let token = shared.take().await;
+                        Some((token, std::hint::black_box(std::sync::Arc::clone(&shared))))
+                    } else {
+                        None
+                    };
+                    if hold {
+                        tokio::task::yield_now().await;
+                    }
+                    if let Some((token, guard)) = held {
+                        guard.put_back(token);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(ops);
+    let what = if tokens { "token hand-off" } else { "no pool" };
+    println!("{ns:.1} ns per operation ({what})");
+}
+
 /// The floor of a lock-free idle set: one atomic exchange per acquire and one per release, and
 /// the `Arc` cloned and dropped.
 fn lock_free_floor(ops: u32) {
@@ -76,7 +142,7 @@ fn main() {
         _ => {}
     }
     let tasks = number(2, 1);
-    let hold = args.get(3).is_some_and(|a| a == "hold");
+    let hold = args.iter().any(|a| a == "hold");
     let multi = args.last().is_some_and(|a| a == "multi");
     let fairness = if args.iter().any(|a| a == "strict") {
         pool_core::Fairness::Strict
@@ -91,6 +157,12 @@ fn main() {
     .enable_all()
     .build()
     .expect("a tokio runtime");
+    let floor = ["tokens", "runtime"]
+        .into_iter()
+        .find(|f| args.iter().any(|a| a == f));
+    if let Some(floor) = floor {
+        return rt.block_on(tasks_floor(ops, tasks, hold, floor == "tokens"));
+    }
     rt.block_on(async {
         let pool = Pool::builder(Unit)
             .fairness(fairness)
