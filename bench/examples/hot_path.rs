@@ -7,9 +7,10 @@
 //! runtime instead; an argument `strict` (before `multi`) serves waiters in strict FIFO order.
 //! An argument `tokens` (before `multi`) runs the same tasks on the cheapest hand-off there is
 //! in place of the pool: 8 tokens in one atomic word, taken and put back with one atomic
-//! operation each, a task that finds none yielding and trying again. It is the floor, for that
-//! shape, of any pool whose connections are shared between threads; `runtime` runs the loop
-//! with no pool at all (the runtime's own floor).
+//! operation each, a task that finds none yielding and trying again. With a few tasks per
+//! token it is about the least a pool whose connections move between threads can cost (with
+//! many more, the retries cost more than parking would); `runtime` runs the loop with no pool
+//! at all (the runtime's own floor). Both work with or without `hold`.
 //!
 //! `hot_path OPS floor` measures the floor of the uncontended path: the atomic operations any
 //! design with a shared, locked idle set and an owned guard pays per acquire + release (the
