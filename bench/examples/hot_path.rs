@@ -1,16 +1,22 @@
-//! pool-core alone on the current-thread runtime, for profilers (`perf record` or
-//! `valgrind --tool=callgrind` on `cargo build --release -p pool-bench --example hot_path`).
+//! pool-core alone, for profilers (`perf record` or `valgrind --tool=callgrind` on
+//! `cargo build --release -p pool-bench --example hot_path`), and what it is measured against.
 //!
-//! `hot_path [OPS]` runs the uncontended path (acquire an idle connection, drop it);
-//! `hot_path OPS TASKS hold` runs TASKS tasks on 8 connections that hold each one across a
-//! `yield_now`, so most acquires wait. A last argument `multi` runs them on the multi-thread
-//! runtime instead; an argument `strict` (before `multi`) serves waiters in strict FIFO order.
-//! An argument `tokens` (before `multi`) runs the same tasks on the cheapest hand-off there is
-//! in place of the pool: 8 tokens in one atomic word, taken and put back with one atomic
-//! operation each, a task that finds none yielding and trying again. With a few tasks per
-//! token it is about the least a pool whose connections move between threads can cost (with
-//! many more, the retries cost more than parking would); `runtime` runs the loop with no pool
-//! at all (the runtime's own floor). Both work with or without `hold`.
+//! `hot_path [OPS]` runs the uncontended path (acquire an idle connection, drop it) on the
+//! current-thread runtime. `hot_path OPS TASKS` runs TASKS tasks looping on it; with `hold`
+//! each holds its connection across a `yield_now`, so most acquires wait. The pool has 8
+//! connections (`size=N` for N, up to 64); `strict` serves waiters in strict FIFO order;
+//! `lifo` hands out the idle connection returned last (`IdleOrder::Lifo`); a last argument
+//! `multi` runs the tasks on the multi-thread runtime.
+//!
+//! With one of these, the same tasks run on something else in place of the pool:
+//! - `runtime`: nothing (the runtime's own floor);
+//! - `tokens`: a token per connection in one atomic word, taken and put back with one atomic
+//!   operation each, a task that finds none yielding and trying again. With a few tasks per
+//!   token that is about the least a hand-off of connections between threads can cost; with
+//!   many more, the retries cost more than parking would;
+//! - `semaphore`: tokio's `Semaphore` with a permit per connection, carrying nothing: the
+//!   cheapest hand-off that parks its waiters, as a pool must rather than spin;
+//! - `deadpool`: deadpool's pool of unit connections, a peer in the same process.
 //!
 //! `hot_path OPS floor` measures the floor of the uncontended path: the atomic operations any
 //! design with a shared, locked idle set and an owned guard pays per acquire + release (the
@@ -56,7 +62,7 @@ fn floor(ops: u32) {
     println!("{ns:.1} ns per two lock/unlock pairs and an Arc clone and drop");
 }
 
-/// 8 tokens, one bit each: the least shared state a pool of 8 connections can have.
+/// A token per connection, one bit each: the least shared state a pool can have.
 struct Tokens(std::sync::atomic::AtomicU64);
 
 impl Tokens {
@@ -83,28 +89,85 @@ impl Tokens {
     }
 }
 
-/// The loop of `tasks` tasks on `Tokens` instead of the pool (`tokens`), or with nothing in
-/// place of the pool (`runtime`); `hold` as in the pool's loop.
-async fn tasks_floor(ops: u32, tasks: u32, hold: bool, tokens: bool) {
-    let shared = std::sync::Arc::new(Tokens(std::sync::atomic::AtomicU64::new(0xff)));
+/// deadpool's manager of unit resources.
+struct DeadpoolUnit;
+
+impl deadpool::managed::Manager for DeadpoolUnit {
+    type Type = ();
+    type Error = std::io::Error;
+
+    async fn create(&self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut (),
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<std::io::Error> {
+        Ok(())
+    }
+}
+
+/// What runs in place of the pool in [`stand_in`].
+#[derive(Clone, Copy, PartialEq)]
+enum StandIn {
+    /// Nothing.
+    Runtime,
+    /// [`Tokens`].
+    Tokens,
+    /// tokio's `Semaphore` with a permit per connection.
+    Semaphore,
+    /// deadpool's pool.
+    Deadpool,
+}
+
+/// The loop of `tasks` tasks on `what` in place of a pool of `size`; `hold` as in the pool's
+/// loop.
+async fn stand_in(ops: u32, tasks: u32, size: u32, hold: bool, what: StandIn) {
+    use std::sync::Arc;
+    let tokens = Arc::new(Tokens(std::sync::atomic::AtomicU64::new(
+        u64::MAX >> (64 - size),
+    )));
+    let permits = Arc::new(tokio::sync::Semaphore::new(size as usize));
+    let deadpool: deadpool::managed::Pool<DeadpoolUnit> =
+        deadpool::managed::Pool::builder(DeadpoolUnit)
+            .max_size(size as usize)
+            .build()
+            .expect("a unit pool builds");
     let start = std::time::Instant::now();
     let workers: Vec<_> = (0..tasks)
         .map(|_| {
-            let shared = std::sync::Arc::clone(&shared);
+            let tokens = Arc::clone(&tokens);
+            let permits = Arc::clone(&permits);
+            let deadpool = deadpool.clone();
             tokio::spawn(async move {
                 for _ in 0..ops / tasks {
-                    let held = if tokens {
-                        let token = shared.take().await;
-                        Some((token, std::hint::black_box(std::sync::Arc::clone(&shared))))
-                    } else {
-                        None
+                    // Each holds a clone of its `Arc`, as a pool's guard does.
+                    let (token, permit, object) = match what {
+                        StandIn::Runtime => (None, None, None),
+                        StandIn::Tokens => {
+                            let token = tokens.take().await;
+                            let guard = std::hint::black_box(Arc::clone(&tokens));
+                            (Some((token, guard)), None, None)
+                        }
+                        StandIn::Semaphore => {
+                            let permit = Arc::clone(&permits).acquire_owned().await;
+                            (None, Some(std::hint::black_box(permit)), None)
+                        }
+                        StandIn::Deadpool => {
+                            let object = deadpool.get().await.expect("unit acquire");
+                            (None, None, Some(object))
+                        }
                     };
                     if hold {
                         tokio::task::yield_now().await;
                     }
-                    if let Some((token, guard)) = held {
+                    if let Some((token, guard)) = token {
                         guard.put_back(token);
                     }
+                    drop(permit);
+                    drop(object);
                 }
             })
         })
@@ -113,7 +176,12 @@ async fn tasks_floor(ops: u32, tasks: u32, hold: bool, tokens: bool) {
         worker.await.expect("worker");
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(ops);
-    let what = if tokens { "token hand-off" } else { "no pool" };
+    let what = match what {
+        StandIn::Runtime => "no pool",
+        StandIn::Tokens => "token hand-off",
+        StandIn::Semaphore => "tokio semaphore",
+        StandIn::Deadpool => "deadpool",
+    };
     println!("{ns:.1} ns per operation ({what})");
 }
 
@@ -144,11 +212,21 @@ fn main() {
     }
     let tasks = number(2, 1);
     let hold = args.iter().any(|a| a == "hold");
+    let size = args
+        .iter()
+        .find_map(|a| a.strip_prefix("size=")?.parse().ok())
+        .filter(|size| (1..=64).contains(size))
+        .unwrap_or(8);
     let multi = args.last().is_some_and(|a| a == "multi");
     let fairness = if args.iter().any(|a| a == "strict") {
         pool_core::Fairness::Strict
     } else {
         pool_core::Fairness::default()
+    };
+    let idle_order = if args.iter().any(|a| a == "lifo") {
+        pool_core::IdleOrder::Lifo
+    } else {
+        pool_core::IdleOrder::Fifo
     };
     let rt = if multi {
         tokio::runtime::Builder::new_multi_thread()
@@ -158,17 +236,23 @@ fn main() {
     .enable_all()
     .build()
     .expect("a tokio runtime");
-    let floor = ["tokens", "runtime"]
-        .into_iter()
-        .find(|f| args.iter().any(|a| a == f));
-    if let Some(floor) = floor {
-        return rt.block_on(tasks_floor(ops, tasks, hold, floor == "tokens"));
+    let what = [
+        ("runtime", StandIn::Runtime),
+        ("tokens", StandIn::Tokens),
+        ("semaphore", StandIn::Semaphore),
+        ("deadpool", StandIn::Deadpool),
+    ]
+    .into_iter()
+    .find(|(name, _)| args.iter().any(|a| a == name));
+    if let Some((_, what)) = what {
+        return rt.block_on(stand_in(ops, tasks, size, hold, what));
     }
     rt.block_on(async {
         let pool = Pool::builder(Unit)
             .fairness(fairness)
-            .max_size(8)
-            .initial_size(8)
+            .max_size(size as usize)
+            .initial_size(size as usize)
+            .idle_order(idle_order)
             .build()
             .await
             .expect("unit pool");
