@@ -110,7 +110,7 @@ impl deadpool::managed::Manager for DeadpoolUnit {
 }
 
 /// What runs in place of the pool in [`stand_in`].
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum StandIn {
     /// Nothing.
     Runtime,
