@@ -24,6 +24,8 @@
 //! loop with nothing else. `hot_path OPS lock-free-floor` measures the same for a design whose
 //! idle set is lock-free: one atomic exchange to take a connection and one to put it back.
 
+use std::sync::Arc;
+
 use pool_core::{Manager, Pool};
 
 /// A manager of unit resources.
@@ -109,65 +111,104 @@ impl deadpool::managed::Manager for DeadpoolUnit {
     }
 }
 
-/// What runs in place of the pool in [`stand_in`].
-#[derive(Clone, Copy)]
+/// What runs in place of the pool in [`stand_in`], with what its tasks share.
+#[derive(Clone)]
 enum StandIn {
     /// Nothing.
     Runtime,
-    /// [`Tokens`].
-    Tokens,
+    /// [`Tokens`], one per connection.
+    Tokens(Arc<Tokens>),
     /// tokio's `Semaphore` with a permit per connection.
-    Semaphore,
+    Semaphore(Arc<tokio::sync::Semaphore>),
     /// deadpool's pool.
-    Deadpool,
+    Deadpool(deadpool::managed::Pool<DeadpoolUnit>),
 }
 
-/// The loop of `tasks` tasks on `what` in place of a pool of `size`; `hold` as in the pool's
-/// loop.
-async fn stand_in(ops: u32, tasks: u32, size: u32, hold: bool, what: StandIn) {
-    use std::sync::Arc;
-    let tokens = Arc::new(Tokens(std::sync::atomic::AtomicU64::new(
-        u64::MAX >> (64 - size),
-    )));
-    let permits = Arc::new(tokio::sync::Semaphore::new(size as usize));
-    let deadpool: deadpool::managed::Pool<DeadpoolUnit> =
-        deadpool::managed::Pool::builder(DeadpoolUnit)
-            .max_size(size as usize)
-            .build()
-            .expect("a unit pool builds");
+/// What a task holds in place of a connection; dropped, it goes back.
+enum Held {
+    /// Nothing (the `runtime` stand-in).
+    Nothing,
+    /// A token, and a clone of the `Arc` it goes back to, as a pool's guard holds.
+    Token(u64, Arc<Tokens>),
+    /// Held for its drop, which gives it back.
+    Permit {
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    },
+    /// Held for its drop, which gives it back.
+    Object {
+        _object: deadpool::managed::Object<DeadpoolUnit>,
+    },
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Held::Token(token, tokens) = self {
+            tokens.put_back(*token);
+        }
+    }
+}
+
+impl StandIn {
+    /// The stand-in called `name` (`runtime`, `tokens`, `semaphore` or `deadpool`) for a pool
+    /// of `size`.
+    fn named(name: &str, size: u32) -> Option<Self> {
+        Some(match name {
+            "runtime" => StandIn::Runtime,
+            "tokens" => StandIn::Tokens(Arc::new(Tokens(std::sync::atomic::AtomicU64::new(
+                u64::MAX >> (64 - size),
+            )))),
+            "semaphore" => StandIn::Semaphore(Arc::new(tokio::sync::Semaphore::new(size as usize))),
+            "deadpool" => StandIn::Deadpool(
+                deadpool::managed::Pool::builder(DeadpoolUnit)
+                    .max_size(size as usize)
+                    .build()
+                    .expect("a unit pool builds"),
+            ),
+            _ => return None,
+        })
+    }
+
+    /// Takes what stands in for a connection, waiting as the stand-in does.
+    async fn take(&self) -> Held {
+        match self {
+            StandIn::Runtime => Held::Nothing,
+            StandIn::Tokens(tokens) => Held::Token(tokens.take().await, Arc::clone(tokens)),
+            StandIn::Semaphore(permits) => Held::Permit {
+                _permit: Arc::clone(permits)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore stays open"),
+            },
+            StandIn::Deadpool(pool) => Held::Object {
+                _object: pool.get().await.expect("unit acquire"),
+            },
+        }
+    }
+
+    /// What the figure printed is of.
+    fn describe(&self) -> &'static str {
+        match self {
+            StandIn::Runtime => "no pool",
+            StandIn::Tokens(_) => "token hand-off",
+            StandIn::Semaphore(_) => "tokio semaphore",
+            StandIn::Deadpool(_) => "deadpool",
+        }
+    }
+}
+
+/// The loop of `tasks` tasks on `what` in place of the pool; `hold` as in the pool's loop.
+async fn stand_in(ops: u32, tasks: u32, hold: bool, what: StandIn) {
     let start = std::time::Instant::now();
     let workers: Vec<_> = (0..tasks)
         .map(|_| {
-            let tokens = Arc::clone(&tokens);
-            let permits = Arc::clone(&permits);
-            let deadpool = deadpool.clone();
+            let what = what.clone();
             tokio::spawn(async move {
                 for _ in 0..ops / tasks {
-                    // Each holds a clone of its `Arc`, as a pool's guard does.
-                    let (token, permit, object) = match what {
-                        StandIn::Runtime => (None, None, None),
-                        StandIn::Tokens => {
-                            let token = tokens.take().await;
-                            let guard = std::hint::black_box(Arc::clone(&tokens));
-                            (Some((token, guard)), None, None)
-                        }
-                        StandIn::Semaphore => {
-                            let permit = Arc::clone(&permits).acquire_owned().await;
-                            (None, Some(std::hint::black_box(permit)), None)
-                        }
-                        StandIn::Deadpool => {
-                            let object = deadpool.get().await.expect("unit acquire");
-                            (None, None, Some(object))
-                        }
-                    };
+                    let held = std::hint::black_box(what.take().await);
                     if hold {
                         tokio::task::yield_now().await;
                     }
-                    if let Some((token, guard)) = token {
-                        guard.put_back(token);
-                    }
-                    drop(permit);
-                    drop(object);
+                    drop(held);
                 }
             })
         })
@@ -176,13 +217,7 @@ async fn stand_in(ops: u32, tasks: u32, size: u32, hold: bool, what: StandIn) {
         worker.await.expect("worker");
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(ops);
-    let what = match what {
-        StandIn::Runtime => "no pool",
-        StandIn::Tokens => "token hand-off",
-        StandIn::Semaphore => "tokio semaphore",
-        StandIn::Deadpool => "deadpool",
-    };
-    println!("{ns:.1} ns per operation ({what})");
+    println!("{ns:.1} ns per operation ({})", what.describe());
 }
 
 /// The floor of a lock-free idle set: one atomic exchange per acquire and one per release, and
@@ -214,9 +249,13 @@ fn main() {
     let hold = args.iter().any(|a| a == "hold");
     let size = args
         .iter()
-        .find_map(|a| a.strip_prefix("size=")?.parse().ok())
-        .filter(|size| (1..=64).contains(size))
-        .unwrap_or(8);
+        .find_map(|a| a.strip_prefix("size="))
+        .map_or(8, |n| {
+            n.parse()
+                .ok()
+                .filter(|size| (1..=64).contains(size))
+                .expect("size=N takes a number of connections from 1 to 64")
+        });
     let multi = args.last().is_some_and(|a| a == "multi");
     let fairness = if args.iter().any(|a| a == "strict") {
         pool_core::Fairness::Strict
@@ -236,16 +275,8 @@ fn main() {
     .enable_all()
     .build()
     .expect("a tokio runtime");
-    let what = [
-        ("runtime", StandIn::Runtime),
-        ("tokens", StandIn::Tokens),
-        ("semaphore", StandIn::Semaphore),
-        ("deadpool", StandIn::Deadpool),
-    ]
-    .into_iter()
-    .find(|(name, _)| args.iter().any(|a| a == name));
-    if let Some((_, what)) = what {
-        return rt.block_on(stand_in(ops, tasks, size, hold, what));
+    if let Some(what) = args.iter().find_map(|a| StandIn::named(a, size)) {
+        return rt.block_on(stand_in(ops, tasks, hold, what));
     }
     rt.block_on(async {
         let pool = Pool::builder(Unit)
