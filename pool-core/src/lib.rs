@@ -83,6 +83,7 @@ mod clock;
 mod config;
 mod connection;
 mod connector;
+mod deferral;
 mod error;
 pub mod export;
 mod health;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
+use tokio::runtime::RuntimeFlavor;
 use tokio::time::Instant;
 
 use crate::bounded::bounded;
@@ -57,7 +58,12 @@ struct Running<M: Manager>(Weak<Shared<M>>);
 impl<M: Manager> Drop for Running<M> {
     fn drop(&mut self) {
         if let Some(shared) = self.0.upgrade() {
-            shared.lock().sleeping_until = None;
+            let mut st = shared.lock();
+            st.sleeping_until = None;
+            // Nobody looks after deferred sends any more.
+            st.deferral.disable();
+            st.send_for_idle();
+            drop(st);
             // Nobody marks the cached clock stale any more: drop it, so the next reader reads
             // the real clock and starts this task again.
             shared.clock.stop();
@@ -68,6 +74,11 @@ impl<M: Manager> Drop for Running<M> {
 
 async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) {
     let _running = Running(pool.clone());
+    let multi_thread =
+        tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread;
+    if let Some(shared) = pool.upgrade().filter(|_| multi_thread) {
+        shared.lock().deferral.enable(Arc::clone(&wake));
+    }
     // Rounds run when their work is due (see `Schedule`: routine work every interval, which
     // adapts; work after failures, configuration changes and recovery sooner); connects that
     // wait for their moment (`wake_at`) start then, stopped or not; in between, while the pool
@@ -85,6 +96,7 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
                 let mut st = shared.lock();
                 st.sleeping_until = None;
                 st.expire_waiters(now);
+                st.look_after_deferred();
                 // Cleaning returned connections and retiring the rest of the expired ones are
                 // routine work with a moment of their own.
                 for at in [st.tend_at, st.retire_at].into_iter().flatten() {
@@ -105,9 +117,15 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
                 // those of callers who queue during the round (they wake this task).
                 let mut upkeep = std::pin::pin!(round(&shared, &levels));
                 let busy = loop {
-                    let next_deadline = shared.lock().queue.next_deadline();
+                    let (next_deadline, look) = {
+                        let st = shared.lock();
+                        (st.queue.next_deadline(), st.next_look())
+                    };
                     let tick = Instant::now() + RESOLUTION;
-                    let at = next_deadline.map_or(tick, |d| d.min(tick));
+                    let at = [next_deadline, look]
+                        .into_iter()
+                        .flatten()
+                        .fold(tick, Instant::min);
                     let woken = std::pin::pin!(wake.notified());
                     match tokio::time::timeout_at(at, first_of(upkeep.as_mut(), woken)).await {
                         Ok(Some(busy)) => break busy,
@@ -116,7 +134,9 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
                             shared.clock.tick();
                         }
                     }
-                    shared.lock().expire_waiters(Instant::now());
+                    let mut st = shared.lock();
+                    st.expire_waiters(Instant::now());
+                    st.look_after_deferred();
                 };
                 let mut st = shared.lock();
                 let (floor, ceiling) = (st.upkeep_floor(), st.config.maintenance_interval);
@@ -126,13 +146,18 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
             }
             let ticking = shared.clock.tick();
             let mut st = shared.lock();
-            let mut next = [st.wake_at, st.queue.next_deadline(), st.schedule.next_due()]
-                .into_iter()
-                .flatten()
-                .min()
-                // Nothing due (upkeep stopped, no connect or caller waiting): look again now
-                // and then, as woken tasks do.
-                .unwrap_or_else(|| Instant::now() + st.config.maintenance_interval);
+            let mut next = [
+                st.wake_at,
+                st.queue.next_deadline(),
+                st.schedule.next_due(),
+                st.next_look(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            // Nothing due (upkeep stopped, no connect or caller waiting): look again now
+            // and then, as woken tasks do.
+            .unwrap_or_else(|| Instant::now() + st.config.maintenance_interval);
             if ticking {
                 next = next.min(Instant::now() + RESOLUTION);
             }

@@ -380,6 +380,12 @@ impl<M: Manager> Queue<M> {
         self.passed_over = true;
     }
 
+    /// Counts the waiting callers as passed over: a connection they could have been woken for
+    /// was left for whoever comes first.
+    pub(crate) fn pass_over(&mut self) {
+        self.passed_over = true;
+    }
+
     /// A waiting caller took an idle connection itself: its place is freed.
     pub(crate) fn leave(&mut self, key: Key) {
         let priority = self.slot_mut(key).priority as usize;

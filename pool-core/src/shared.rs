@@ -20,6 +20,7 @@ use crate::aging::{AgingPolicy, Outcomes};
 use crate::clock::{nanos, Clock, Nanos};
 use crate::config::{Config, Fairness, SelfDeadlock};
 use crate::connection::{Live, Meta};
+use crate::deferral::Deferral;
 use crate::error::ConnectError;
 use crate::health::{Health, HealthState};
 use crate::leak::{self, LeakRecord};
@@ -59,6 +60,8 @@ pub(crate) struct State<M: Manager> {
     pub(crate) ledger: Ledger<M::Connection>,
     /// Queued callers, in the order they are served.
     pub(crate) queue: Queue<M>,
+    /// Whether a connection returned while callers wait may be made idle without waking one.
+    pub(crate) deferral: Deferral,
     /// When the background task wakes next on its own; `None` while it is awake (or not
     /// running), and then it looks at the queue's next deadline before it sleeps again.
     pub(crate) sleeping_until: Option<Instant>,
@@ -319,7 +322,23 @@ impl<M: Manager> State<M> {
             Err(_) => unreachable!("a grant refused comes back as it was"),
         }
         // The caller served may have been the one on its way to another idle connection.
-        self.send_for_idle();
+        self.send_or_defer();
+    }
+
+    /// [`send_for_idle`](Self::send_for_idle) for a connection just shared out, unless
+    /// [`Deferral`] says the caller sent would most likely find it taken; the waiters then count
+    /// as passed over, which keeps the fairness bound.
+    #[inline]
+    fn send_or_defer(&mut self) {
+        if !self.unattended() {
+            return;
+        }
+        if self.deferral.defer() {
+            self.queue.pass_over();
+            self.stats.wakes_deferred += 1;
+        } else {
+            self.queue.wake_one();
+        }
     }
 
     /// Closes a returned connection that `Recycle` replaces, and asks for one in its place.
@@ -351,25 +370,50 @@ impl<M: Manager> State<M> {
         }
     }
 
+    /// Whether a connection is idle while callers wait and none of them is on its way to it.
+    #[inline]
+    fn unattended(&self) -> bool {
+        !self.paused && self.ledger.idle() > 0 && !self.queue.is_empty() && self.queue.woken() == 0
+    }
+
     /// Keeps the queue's promise: while a connection is idle and callers wait, one of them is
-    /// on its way to take it.
+    /// on its way to take it. (A connection returned may be left for a moment without one: see
+    /// [`Deferral`].)
     pub(crate) fn send_for_idle(&mut self) {
-        if !self.paused
-            && self.ledger.idle() > 0
-            && !self.queue.is_empty()
-            && self.queue.woken() == 0
-        {
+        if self.unattended() {
             self.queue.wake_one();
         }
     }
 
-    /// An idle connection for the queued caller holding `key`, who was woken to take one; it
-    /// leaves the queue if it gets one.
-    pub(crate) fn take_idle_for(&mut self, key: Key) -> Option<Live<M::Connection>> {
-        if self.paused {
-            return None;
+    /// For the background task, every [`deferral::LOOK`](crate::deferral::LOOK) while sends are
+    /// deferred: sends for a connection a deferred send left idle.
+    pub(crate) fn look_after_deferred(&mut self) {
+        if self.deferral.look() {
+            self.send_for_idle();
         }
-        let live = self.pop_idle()?;
+    }
+
+    /// When the background task is to look after deferred sends next, if it is.
+    pub(crate) fn next_look(&self) -> Option<Instant> {
+        self.deferral
+            .watched()
+            .then(|| Instant::now() + crate::deferral::LOOK)
+    }
+
+    /// An idle connection for the queued caller holding `key`, who was woken to take one; it
+    /// leaves the queue if it gets one. If it gets none, it waits on in its place, passed over.
+    pub(crate) fn take_idle_for(
+        &mut self,
+        key: Key,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<Live<M::Connection>> {
+        let live = if self.paused { None } else { self.pop_idle() };
+        let Some(live) = live else {
+            self.queue.park(key, cx);
+            self.deferral.missed();
+            return None;
+        };
+        self.deferral.found();
         self.queue.leave(key);
         self.send_for_idle();
         Some(live)
@@ -517,6 +561,7 @@ impl<M: Manager> Shared<M> {
                 ledger: Ledger::new(),
                 config,
                 queue: Queue::new(),
+                deferral: Deferral::new(),
                 sleeping_until: None,
                 closed: false,
                 paused: false,

@@ -148,6 +148,11 @@ pub struct Stats {
     pub lifetimes_shortened: u64,
     /// Acquires whose caller gave up (dropped the future) while queued, before it was served.
     pub acquires_cancelled: u64,
+    /// Connections returned while callers waited that were made idle for whoever asked first,
+    /// without waking a waiter, because the callers woken before had found their connection
+    /// taken. Only on a multi-thread runtime under [`Fairness::Bounded`](crate::Fairness);
+    /// each such wake-up would have been a task switch for nothing.
+    pub wakes_deferred: u64,
     /// How long callers held their connections, from checkout to return, read from the pool's
     /// cached clock (so to within about 10 ms: the hot path reads no real clock). Connections
     /// still out, and those detached with

@@ -89,13 +89,10 @@ impl<M: Manager> Future for Waiter<'_, M> {
         let grant = match st.queue.look(key, cx) {
             Found::Done(grant) => grant,
             Found::Waiting => return Poll::Pending,
-            Found::Woken => match st.take_idle_for(key) {
+            Found::Woken => match st.take_idle_for(key, cx) {
                 Some(live) => Grant::Conn(live),
                 // Someone who had not queued took it first: wait on, in the same place.
-                None => {
-                    st.queue.park(key, cx);
-                    return Poll::Pending;
-                }
+                None => return Poll::Pending,
             },
         };
         let collected = match grant {

@@ -4,7 +4,7 @@ use super::Snapshot;
 use crate::stats::{CloseReason, WaitHistogram};
 
 /// The columns before the close reasons, in order.
-const FIXED_COLUMNS: [&str; 34] = [
+const FIXED_COLUMNS: [&str; 35] = [
     "name",
     "taken_at_unix_ms",
     "health",
@@ -24,6 +24,7 @@ const FIXED_COLUMNS: [&str; 34] = [
     "acquires_timed_out",
     "acquires_rejected",
     "acquires_cancelled",
+    "wakes_deferred",
     "wait_p50_seconds",
     "wait_p95_seconds",
     "wait_p99_seconds",
@@ -97,6 +98,7 @@ fn row(s: &Snapshot) -> Vec<String> {
         st.acquires_timed_out.to_string(),
         st.acquires_rejected.to_string(),
         st.acquires_cancelled.to_string(),
+        st.wakes_deferred.to_string(),
         secs(&st.wait_time, 0.50),
         secs(&st.wait_time, 0.95),
         secs(&st.wait_time, 0.99),

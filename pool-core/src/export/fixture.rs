@@ -18,6 +18,7 @@ pub(crate) fn snapshot() -> Snapshot {
         acquires_direct: 3,
         acquires_timed_out: 1,
         acquires_cancelled: 1,
+        wakes_deferred: 2,
         uptime: Duration::from_secs(100),
         max_size: 4,
         ..Stats::default()

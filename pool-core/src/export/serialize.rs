@@ -100,7 +100,7 @@ impl Serialize for Stats {
     /// Every counter, the histograms' summaries, and the derived `utilisation` and
     /// `reuse_rate`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Stats", 24)?;
+        let mut st = s.serialize_struct("Stats", 22)?;
         st.serialize_field("connects_ok", &self.connects_ok)?;
         st.serialize_field("connects_failed", &self.connects_failed)?;
         st.serialize_field("connections_added", &self.connections_added)?;
@@ -113,6 +113,7 @@ impl Serialize for Stats {
         st.serialize_field("acquires_timed_out", &self.acquires_timed_out)?;
         st.serialize_field("acquires_rejected", &self.acquires_rejected)?;
         st.serialize_field("acquires_cancelled", &self.acquires_cancelled)?;
+        st.serialize_field("wakes_deferred", &self.wakes_deferred)?;
         st.serialize_field("wait_time", &self.wait_time)?;
         st.serialize_field("use_time", &self.use_time)?;
         st.serialize_field("connect_time", &self.connect_time)?;
