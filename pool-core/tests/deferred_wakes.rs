@@ -64,15 +64,19 @@ async fn under_contention_wakes_are_deferred_and_every_task_is_served() {
     .await;
 
     let stats = pool.stats();
-    assert!(stats.wakes_deferred >= 100, "{stats:?}");
+    assert!(
+        stats.wakes_deferred >= 100,
+        "{} wakes deferred, {} acquires waited",
+        stats.wakes_deferred,
+        stats.acquires_waited
+    );
     assert!(
         rounds.iter().all(|&n| n > 0),
         "a task was starved: {rounds:?}"
     );
     assert_eq!(
         stats.acquires_direct + stats.acquires_waited,
-        rounds.iter().sum::<usize>() as u64,
-        "{stats:?}"
+        rounds.iter().sum::<usize>() as u64
     );
     assert_quiet(&pool, 0).await;
 }
@@ -84,8 +88,8 @@ async fn wakes_are_never_deferred_on_the_current_thread_runtime() {
     let rounds = hold_loops(&pool, 8, Duration::from_millis(200), |_| false).await;
 
     let stats = pool.stats();
-    assert_eq!(stats.wakes_deferred, 0, "{stats:?}");
-    assert!(stats.acquires_waited > 0, "nobody queued: {stats:?}");
+    assert_eq!(stats.wakes_deferred, 0);
+    assert!(stats.acquires_waited > 0, "nobody queued");
     assert!(
         rounds.iter().all(|&n| n > 0),
         "a task was starved: {rounds:?}"
@@ -137,14 +141,19 @@ async fn a_connection_left_idle_by_a_deferred_wake_reaches_its_waiter() {
                 if pool.stats().wakes_deferred > deferred {
                     return Some(served_before);
                 }
-                let mut get = std::pin::pin!(pool.get());
-                let Poll::Ready(taken) = poll_once(get.as_mut()) else {
-                    panic!(
-                        "the connection returned was taken by another: {:?}",
-                        pool.status()
-                    );
+                let taken = {
+                    let mut get = std::pin::pin!(pool.get());
+                    match poll_once(get.as_mut()) {
+                        Poll::Ready(taken) => Some(taken.unwrap()),
+                        Poll::Pending => None,
+                    }
                 };
-                conn = hold(taken.unwrap());
+                conn = match taken {
+                    Some(taken) => hold(taken),
+                    // The waiter had waited past the fairness bound and was handed it: wait for
+                    // the end of its turn.
+                    None => hold(pool.get().await.unwrap()),
+                };
                 // The woken waiter looks now, and finds nothing.
                 tokio::task::yield_now().await;
             }
