@@ -4,7 +4,8 @@
 //! `hot_path [OPS]` runs the uncontended path (acquire an idle connection, drop it) on the
 //! current-thread runtime. `hot_path OPS TASKS` runs TASKS tasks looping on it; with `hold`
 //! each holds its connection across a `yield_now`, so most acquires wait. The pool has 8
-//! connections (`size=N` for N, up to 64); `strict` serves waiters in strict FIFO order;
+//! connections (`size=N` for N, up to 64); `strict` serves waiters in strict FIFO order, and
+//! `bound=N` lets them be overtaken for N µs (`Fairness::Bounded`; 500 by default);
 //! `lifo` hands out the idle connection returned last (`IdleOrder::Lifo`); a last argument
 //! `multi` runs the tasks on the multi-thread runtime.
 //!
@@ -257,10 +258,15 @@ fn main() {
                 .expect("size=N takes a number of connections from 1 to 64")
         });
     let multi = args.last().is_some_and(|a| a == "multi");
+    let bound = args.iter().find_map(|a| a.strip_prefix("bound=")).map(|us| {
+        us.parse()
+            .map(std::time::Duration::from_micros)
+            .expect("bound=N takes the fairness bound in microseconds")
+    });
     let fairness = if args.iter().any(|a| a == "strict") {
         pool_core::Fairness::Strict
     } else {
-        pool_core::Fairness::default()
+        bound.map_or_else(pool_core::Fairness::default, pool_core::Fairness::Bounded)
     };
     let idle_order = if args.iter().any(|a| a == "lifo") {
         pool_core::IdleOrder::Lifo

@@ -242,16 +242,18 @@ impl<M: Manager> Queue<M> {
         None
     }
 
-    /// The caller to serve next: a caller waiting longer than `boost` first (oldest first),
-    /// else the highest priority, first come first served.
-    fn next(&mut self, now: Instant, boost: Option<Duration>) -> Option<Key> {
+    /// The caller to serve next: a caller waiting longer than the boost first (oldest first),
+    /// else the highest priority, first come first served. `boost`: the boost, with the time to
+    /// judge it at.
+    fn next(&mut self, boost: Option<(Duration, Instant)>) -> Option<Key> {
         let mut best: Option<(Rank, Key)> = None;
         for level in (0..self.levels.len()).rev() {
             let Some(key) = self.front(level) else {
                 continue;
             };
             let since = self.slots[key.index as usize].since;
-            let boosted = boost.is_some_and(|b| since.checked_add(b).is_some_and(|at| at <= now));
+            let boosted =
+                boost.is_some_and(|(b, now)| since.checked_add(b).is_some_and(|at| at <= now));
             let rank = (
                 boosted,
                 if boosted { 0 } else { level },
@@ -274,17 +276,23 @@ impl<M: Manager> Queue<M> {
     /// The clock is read only when one of those can be the case. Once nobody is owed one,
     /// passing over is forgotten until it happens again.
     pub(crate) fn owed(&mut self, bound: Duration, boost: Option<Duration>) -> Option<Key> {
-        let mixed = boost.is_some() && self.per_level.iter().filter(|&&n| n > 0).count() > 1;
-        if !self.passed_over && !mixed {
+        let boost = boost.filter(|_| self.mixed());
+        if !self.passed_over && boost.is_none() {
             return None;
         }
         let now = Instant::now();
-        let key = self.next(now, boost)?;
+        let key = self.next(boost.map(|b| (b, now)))?;
         let waited = now.saturating_duration_since(self.slots[key.index as usize].since);
         let due = self.passed_over && waited >= bound;
-        let boosted = mixed && boost.is_some_and(|b| waited >= b);
+        let boosted = boost.is_some_and(|b| waited >= b);
         self.passed_over = due;
         (due || boosted).then_some(key)
+    }
+
+    /// Whether callers of more than one priority wait: only then can the boost change who is
+    /// served next, so only then is the clock read for it.
+    fn mixed(&self) -> bool {
+        self.per_level.iter().filter(|&&n| n > 0).count() > 1
     }
 
     /// Settles the wait of the caller `key` names, still waiting, with `grant`.
@@ -297,10 +305,10 @@ impl<M: Manager> Queue<M> {
     pub(crate) fn grant_next(
         &mut self,
         grant: Grant<M>,
-        now: Instant,
         boost: Option<Duration>,
     ) -> Result<(), Grant<M>> {
-        let Some(key) = self.next(now, boost) else {
+        let boost = boost.filter(|_| self.mixed()).map(|b| (b, Instant::now()));
+        let Some(key) = self.next(boost) else {
             return Err(grant);
         };
         self.settle(key, grant);

@@ -312,9 +312,7 @@ impl<M: Manager> State<M> {
     fn share_out(&mut self, live: Live<M::Connection>) {
         let boost = self.config.priority_boost_after;
         let granted = match self.config.fairness {
-            Fairness::Strict => self
-                .queue
-                .grant_next(Grant::Conn(live), Instant::now(), boost),
+            Fairness::Strict => self.queue.grant_next(Grant::Conn(live), boost),
             Fairness::Bounded(bound) => match self.queue.owed(bound, boost) {
                 Some(key) => {
                     self.queue.grant(key, Grant::Conn(live));
@@ -435,7 +433,7 @@ impl<M: Manager> State<M> {
             let boost = self.config.priority_boost_after;
             let _ = self
                 .queue
-                .grant_next(Grant::Failed(Arc::clone(error)), Instant::now(), boost);
+                .grant_next(Grant::Failed(Arc::clone(error)), boost);
             // The caller failed may have been the one on its way to an idle connection.
             self.send_for_idle();
         }
