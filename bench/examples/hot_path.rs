@@ -258,11 +258,14 @@ fn main() {
                 .expect("size=N takes a number of connections from 1 to 64")
         });
     let multi = args.last().is_some_and(|a| a == "multi");
-    let bound = args.iter().find_map(|a| a.strip_prefix("bound=")).map(|us| {
-        us.parse()
-            .map(std::time::Duration::from_micros)
-            .expect("bound=N takes the fairness bound in microseconds")
-    });
+    let bound = args
+        .iter()
+        .find_map(|a| a.strip_prefix("bound="))
+        .map(|us| {
+            us.parse()
+                .map(std::time::Duration::from_micros)
+                .expect("bound=N takes the fairness bound in microseconds")
+        });
     let fairness = if args.iter().any(|a| a == "strict") {
         pool_core::Fairness::Strict
     } else {

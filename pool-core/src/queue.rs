@@ -385,7 +385,7 @@ impl<M: Manager> Queue<M> {
     /// it waits on in its place, marked as passed over.
     pub(crate) fn park(&mut self, key: Key, cx: &mut Context<'_>) {
         register(&mut self.slot_mut(key).waker, cx);
-        self.passed_over = true;
+        self.pass_over();
     }
 
     /// Counts the waiting callers as passed over: a connection they could have been woken for
