@@ -95,8 +95,7 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
             let (levels, connects) = {
                 let mut st = shared.lock();
                 st.sleeping_until = None;
-                st.expire_waiters(now);
-                st.look_after_deferred();
+                st.look_at_waiters(now);
                 // Cleaning returned connections and retiring the rest of the expired ones are
                 // routine work with a moment of their own.
                 for at in [st.tend_at, st.retire_at].into_iter().flatten() {
@@ -135,8 +134,7 @@ async fn run<M: Manager>(pool: Weak<Shared<M>>, wake: Arc<tokio::sync::Notify>) 
                         }
                     }
                     let mut st = shared.lock();
-                    st.expire_waiters(Instant::now());
-                    st.look_after_deferred();
+                    st.look_at_waiters(Instant::now());
                 };
                 let mut st = shared.lock();
                 let (floor, ceiling) = (st.upkeep_floor(), st.config.maintenance_interval);

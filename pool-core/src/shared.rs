@@ -390,14 +390,6 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// For the background task, every [`deferral::LOOK`](crate::deferral::LOOK) while sends are
-    /// deferred: sends for a connection a deferred send left idle.
-    pub(crate) fn look_after_deferred(&mut self) {
-        if self.deferral.look() {
-            self.send_for_idle();
-        }
-    }
-
     /// When the background task is to look after deferred sends next, if it is.
     pub(crate) fn next_look(&self) -> Option<Instant> {
         self.deferral
@@ -439,9 +431,15 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// Times out every queued caller whose deadline is `now` or earlier.
-    pub(crate) fn expire_waiters(&mut self, now: Instant) {
-        if self.queue.expire(now) {
+    /// The background task's look at the queue, each time it wakes (every
+    /// [`deferral::LOOK`](crate::deferral::LOOK) while sends are deferred): times out every
+    /// queued caller whose deadline is `now` or earlier, and sends for a connection left idle
+    /// by a deferred send or by a timed-out caller that had been on its way to it.
+    pub(crate) fn look_at_waiters(&mut self, now: Instant) {
+        let expired_woken = self.queue.expire(now);
+        // Called every time: it also decides whether the task looks again within `LOOK`.
+        let deferred = self.deferral.look();
+        if expired_woken || deferred {
             self.send_for_idle();
         }
     }
